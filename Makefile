@@ -1,0 +1,50 @@
+# NeuroRave: `make run` plays the virtual module, `make test` runs the whole suite.
+# Both set up everything they need on a fresh Debian or Ubuntu machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of PyTorch; override for a CUDA build on a GPU machine.
+TORCH ?= torch==2.13.0
+
+APT_RUN := libportaudio2 libsndfile1
+APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox
+# Code that runs on the module: Python 3.8+, no torch.
+DEVICE_SIDE := firmware hardware models/runtime
+RUN_ARGS ?=
+
+.PHONY: run test lint check-python bench train export deploy pretrained clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "neurorave: Python 3.8 or later is needed")'
+	@$(PYTHON) -m venv $(VENV) || { echo "neurorave: could not create $(VENV); install python3-venv" >&2; exit 1; }
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+$(VENV)/.run-deps: setup.py $(PY)
+	@tools/ensure-apt-packages.sh $(APT_RUN)
+	$(PIP) install -q -e '.[sim]'
+	@touch $@
+
+$(VENV)/.test-deps: setup.py $(VENV)/.run-deps
+	@tools/ensure-apt-packages.sh $(APT_TEST)
+	$(PIP) install -q '$(TORCH)'
+	$(PIP) install -q -e '.[sim,train,dev]'
+	@touch $@
+
+run: $(VENV)/.run-deps
+	$(VENV)/bin/neurorave run --board sim $(RUN_ARGS)
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
+	$(PY) tools/typecheck.py $(DEVICE_SIDE)
+	$(VENV)/bin/vermin --target=3.8- --violations --no-tips --eval-annotations $(DEVICE_SIDE)
+
+test: $(VENV)/.test-deps lint
+	$(PY) -m pytest
+
+bench train export deploy pretrained:
+	@echo "make $@: not yet" >&2; exit 2
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The instrument: scheduler, controls, voice, audio output, menu, settings, CLI."""

@@ -1,0 +1,157 @@
+"""The `neurorave` command line (contract in DESIGN.md).
+
+The parser lives here and stays light: every command's implementation is imported
+only when that command runs, so `neurorave run` never pulls in the learning side
+(torch) and a missing optional extra only affects the command that needs it.
+"""
+import argparse
+import importlib
+import sys
+from typing import Callable, Dict, List, NoReturn, Optional, Tuple
+
+from neurorave.firmware.errors import UserError
+
+__version__ = "0.1.0"
+
+# command name -> (implementation "module:function" or None while not built yet,
+#                  the issue that brings it, one-line help, argument builder)
+ArgBuilder = Callable[[argparse.ArgumentParser], None]
+
+
+def _dataset_build(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True,
+                   help="gm-notes, gm-drums, speech-digits, or a folder of your audio")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--sr", type=int, default=None, help="sample rate in Hz")
+    p.add_argument("--limit", type=int, default=None, help="build at most N items")
+
+
+def _describe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", help="audio file")
+    p.add_argument("--json", action="store_true", help="print the curves as JSON")
+    p.add_argument("--plot", default=None, metavar="OUT.png",
+                   help="waveform, spectrogram and descriptor curves in one figure")
+
+
+def _train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="configuration name or TOML file")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--steps", type=int, default=None, help="training steps")
+    p.add_argument("--devices", type=int, default=None, help="number of GPUs (DDP)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="training run folder")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+
+
+def _evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", help="model bundle folder")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--limit", type=int, default=None, help="evaluate at most N items")
+
+
+def _render(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", help="model bundle folder")
+    p.add_argument("--patch", required=True, help="patch file (TOML)")
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--out", required=True, help="output WAV file")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", default="sim", help="sim or a board file (TOML)")
+    p.add_argument("--models", default=None, help="folder of model bundles")
+    p.add_argument("--audio-device", default=None, help="PortAudio device name")
+    p.add_argument("--headless", action="store_true", help="no window (virtual board)")
+    p.add_argument("--patch", default=None, help="patch file driving the virtual board")
+    p.add_argument("--seconds", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--stats", default=None, help="write stats JSON to FILE")
+    p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
+
+
+def _bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", help="model bundle folder")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
+
+
+def _hwtest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", default="sim", help="sim or a board file (TOML)")
+
+
+COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
+    "describe": (None, 3, "descriptor curves of an audio file", _describe),
+    "train": (None, 4, "train an F-RAVE or C-RAVE model", _train),
+    "export": (None, 5, "export a training run as a model bundle", _export),
+    "evaluate": (None, 9, "measure a bundle: reconstruction, control, report", _evaluate),
+    "render": (None, 8, "play a patch offline into a WAV file", _render),
+    "run": (None, 8, "the instrument: run the daemon", _run),
+    "bench": (None, 5, "time a bundle's inference engines", _bench),
+    "hwtest": (None, 7, "bring-up test of the panel hardware", _hwtest),
+}
+# `dataset` has sub-commands of its own.
+DATASET_COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
+    "build": (None, 3, "make a training dataset", _dataset_build),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that fails with one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="neurorave", description="NeuroRave neural synthesizer")
+    parser.add_argument("--version", action="version", version=f"neurorave {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    dataset = sub.add_parser("dataset", help="training datasets")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND",
+                                         parser_class=_Parser)
+    dataset_sub.required = True
+    for table, holder, prefix in ((COMMANDS, sub, ""), (DATASET_COMMANDS, dataset_sub, "dataset ")):
+        for name, (target, issue, help_text, add_args) in table.items():
+            p = holder.add_parser(name, help=help_text, description=help_text)
+            add_args(p)
+            p.set_defaults(_target=target, _issue=issue, _name=prefix + name)
+    return parser
+
+
+def _resolve(target: str) -> Callable[[argparse.Namespace], Optional[int]]:
+    module_name, func_name = target.split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, func_name)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args._target is None:
+        print(f"neurorave {args._name}: not built yet (issue {args._issue})", file=sys.stderr)
+        return 2
+    try:
+        handler = _resolve(args._target)
+        status = handler(args)
+    except UserError as exc:
+        print(f"neurorave {args._name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ImportError as exc:
+        print(f"neurorave {args._name}: a required package is missing ({exc.name or exc}); "
+              "install the extra it belongs to, e.g. pip install 'neurorave[train]'",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neurorave {args._name}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The command line: one clear line and a non-zero exit for bad input, never a traceback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from neurorave.firmware import cli
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "neurorave.firmware.cli", *args],
+                          capture_output=True, text=True)
+
+
+def test_version():
+    out = run_cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"neurorave {cli.__version__}"
+
+
+def test_console_script_installed():
+    # Installed beside the interpreter that runs the tests (the venv's bin/).
+    script = Path(sys.executable).parent / "neurorave"
+    assert script.exists(), "the neurorave console script is not installed"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("dataset", "describe", "train", "export", "evaluate", "render", "run",
+                    "bench", "hwtest"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["no-such-command"],
+    ["train", "--data", "x"],                # missing --config and --out
+    ["bench", "b", "--threads", "two"],      # not a number
+    ["run", "--engine", "warp-drive"],       # not a choice
+    [],
+])
+def test_bad_arguments_give_one_line(args):
+    out = run_cli(*args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("neurorave")
+
+
+def test_user_error_is_one_line(monkeypatch, capsys):
+    from neurorave.firmware.errors import UserError
+
+    def failing(args):
+        raise UserError("no such file: x.wav")
+
+    monkeypatch.setitem(cli.COMMANDS, "describe", ("test_cli:failing", 3, "", cli._describe))
+    monkeypatch.setattr(cli, "_resolve", lambda target: failing)
+    assert cli.main(["describe", "x.wav"]) == 2
+    err = capsys.readouterr().err
+    assert err == "neurorave describe: no such file: x.wav\n"
+
+
+def test_every_command_has_an_issue_or_implementation():
+    parser = cli.build_parser()
+    assert parser.prog == "neurorave"
+    for table in (cli.COMMANDS, cli.DATASET_COMMANDS):
+        for name, (target, issue, help_text, _) in table.items():
+            assert help_text, name
+            if target is not None:
+                module, _, func = target.partition(":")
+                assert module.startswith("neurorave.") and func, name
+            else:
+                assert issue > 0, name
