@@ -1,0 +1,210 @@
+"""Inference engines: run a bundle's stateless graphs one frame at a time.
+
+One interface for every engine: `open_engine(bundle, kind)` gives an `Engine` whose
+`graphs[role]` (decoder, encoder, prior) each hold preallocated `inputs` and
+`outputs` arrays. The caller writes into `inputs[...]` in place, calls `run()`, and
+reads `outputs[...]`; nothing is allocated per call on our side. Streaming caches
+live in two preallocated buffers per state that swap roles every call (ONNX Runtime
+writes the new cache into one while reading the old from the other), so a graph
+never copies its state; `reset()` zeros them.
+
+Which engine really runs is verified, never assumed: onnxruntime-gpu without a GPU
+silently falls back to the CPU, so a GPU kind whose provider is not active raises
+`EngineUnavailable`, and `auto` records each kind it skipped and why (`notes`).
+"""
+import os
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from neurorave.models.runtime.bundle import Bundle, BundleError, GraphSpec
+
+KINDS = ("trt", "ort-gpu", "ort-cpu")
+# `auto` tries the fastest first.
+AUTO_ORDER = KINDS
+_ORT_PROVIDERS = {
+    "ort-gpu": ["TensorrtExecutionProvider", "CUDAExecutionProvider"],
+    "ort-cpu": ["CPUExecutionProvider"],
+}
+
+
+class EngineUnavailable(RuntimeError):
+    """This kind of engine cannot run here; the message says why."""
+
+
+class GraphRunner:
+    """One ONNX graph in an ONNX Runtime session, with bound preallocated buffers."""
+
+    def __init__(self, spec: GraphSpec, kind: str, threads: int = 1):
+        import onnxruntime as ort
+
+        self.spec = spec
+        self.kind = kind
+        wanted = _ORT_PROVIDERS[kind]
+        available = ort.get_available_providers()
+        if not any(p in available for p in wanted):
+            raise EngineUnavailable(f"{kind}: onnxruntime here offers only {', '.join(available)}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        providers = [p for p in wanted if p in available]
+        if kind != "ort-cpu":
+            providers.append("CPUExecutionProvider")  # for the few nodes a GPU cannot take
+        name = os.path.basename(spec.path)
+        try:
+            self.session = ort.InferenceSession(spec.path, sess_options=options,
+                                                providers=providers)
+        except Exception as exc:  # onnxruntime raises its own types for bad graphs
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+            raise BundleError(f"{name} cannot be loaded by onnxruntime: {first_line}") from None
+        active = self.session.get_providers()
+        if kind != "ort-cpu" and not any(p in active for p in wanted):
+            raise EngineUnavailable(f"{kind}: onnxruntime fell back to {', '.join(active)}")
+        self.provider = active[0]
+        self._check_signature(name)
+        self._bind(ort)
+
+    def _check_signature(self, name: str) -> None:
+        declared_in = [(t.name, t.shape) for t in self.spec.inputs]
+        declared_in += [(s.input, s.shape) for s in self.spec.states]
+        declared_out = [(t.name, t.shape) for t in self.spec.outputs]
+        declared_out += [(s.output, s.shape) for s in self.spec.states]
+        for kind, declared, actual in (
+            ("input", declared_in, self.session.get_inputs()),
+            ("output", declared_out, self.session.get_outputs()),
+        ):
+            actual_shapes = {a.name: a.shape for a in actual}
+            for tensor, shape in declared:
+                if tensor not in actual_shapes:
+                    raise BundleError(f"{name} has no {kind} '{tensor}' (model.json names it)")
+                real = actual_shapes[tensor]
+                fixed = [d if isinstance(d, int) else None for d in real]
+                if len(real) != len(shape) or any(f is not None and f != s
+                                                  for f, s in zip(fixed, shape)):
+                    raise BundleError(f"{name} {kind} '{tensor}' has shape {list(real)}, "
+                                      f"model.json says {list(shape)}")
+            extra = set(actual_shapes) - {t for t, _ in declared}
+            if extra:
+                raise BundleError(f"{name} has {kind}(s) model.json does not name: "
+                                  f"{', '.join(sorted(extra))}")
+
+    def _bind(self, ort) -> None:
+        def zeros(shape: Tuple[int, ...]) -> np.ndarray:
+            return np.zeros(shape, dtype=np.float32)
+
+        self.inputs: Dict[str, np.ndarray] = {t.name: zeros(t.shape) for t in self.spec.inputs}
+        self.outputs: Dict[str, np.ndarray] = {t.name: zeros(t.shape) for t in self.spec.outputs}
+        # Two buffers per state: binding 0 reads A writes B, binding 1 reads B writes A.
+        self._state_buffers = [(zeros(s.shape), zeros(s.shape)) for s in self.spec.states]
+        self._values: List[object] = []  # keep the OrtValues (views of our arrays) alive
+        self._bindings = []
+        for flip in (0, 1):
+            binding = self.session.io_binding()
+            for name, array in list(self.inputs.items()):
+                binding.bind_ortvalue_input(name, self._wrap(ort, array))
+            for name, array in list(self.outputs.items()):
+                binding.bind_ortvalue_output(name, self._wrap(ort, array))
+            for state, (a, b) in zip(self.spec.states, self._state_buffers):
+                source, target = (a, b) if flip == 0 else (b, a)
+                binding.bind_ortvalue_input(state.input, self._wrap(ort, source))
+                binding.bind_ortvalue_output(state.output, self._wrap(ort, target))
+            self._bindings.append(binding)
+        self._flip = 0
+
+    def _wrap(self, ort, array: np.ndarray):
+        value = ort.OrtValue.ortvalue_from_numpy(array)
+        self._values.append(value)
+        return value
+
+    def reset(self) -> None:
+        for a, b in self._state_buffers:
+            a.fill(0.0)
+            b.fill(0.0)
+        self._flip = 0
+
+    def run(self) -> None:
+        """One call: reads `inputs` and the current state, writes `outputs` and the next."""
+        self.session.run_with_iobinding(self._bindings[self._flip])
+        self._flip ^= 1
+
+    def state(self) -> List[np.ndarray]:
+        """The current caches (views, for tests and snapshots)."""
+        return [pair[self._flip] for pair in self._state_buffers]
+
+
+class Engine:
+    """A bundle's graphs on one kind of engine."""
+
+    def __init__(self, bundle: Bundle, kind: str, graphs: Dict[str, GraphRunner],
+                 notes: List[str], load_seconds: float):
+        self.bundle = bundle
+        self.kind = kind
+        self.graphs = graphs
+        self.notes = notes
+        self.load_seconds = load_seconds
+
+    @property
+    def provider(self) -> str:
+        return self.graphs["decoder"].provider
+
+    def reset(self) -> None:
+        for graph in self.graphs.values():
+            graph.reset()
+
+    def describe(self) -> str:
+        return f"{self.kind} ({self.provider})"
+
+
+def _open_kind(bundle: Bundle, kind: str, threads: int, roles: Sequence[str]) -> Engine:
+    if kind == "trt":
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise EngineUnavailable("trt: the tensorrt Python package is not installed") from None
+        raise EngineUnavailable("trt: the native TensorRT engine is not built yet (issue 5)")
+    if kind not in _ORT_PROVIDERS:
+        raise EngineUnavailable(f"unknown engine kind '{kind}' (choose from auto, "
+                                f"{', '.join(KINDS)})")
+    start = time.perf_counter()
+    graphs = {role: GraphRunner(bundle.graphs[role], kind, threads)
+              for role in roles if role in bundle.graphs}
+    _check_first_frame(graphs)
+    return Engine(bundle, kind, graphs, [], time.perf_counter() - start)
+
+
+def _check_first_frame(graphs: Dict[str, GraphRunner]) -> None:
+    """Run one frame of zeros: broken weights (NaN, inf) show up before any sound does."""
+    for graph in graphs.values():
+        graph.run()
+        for name, array in graph.outputs.items():
+            if not np.all(np.isfinite(array)):
+                raise BundleError(f"{os.path.basename(graph.spec.path)} produces NaN or inf "
+                                  f"in '{name}' from silence: its weights are broken")
+        for state in graph.state():
+            if not np.all(np.isfinite(state)):
+                raise BundleError(f"{os.path.basename(graph.spec.path)} produces NaN or inf "
+                                  "in its state from silence: its weights are broken")
+        graph.reset()
+        for array in graph.outputs.values():
+            array.fill(0.0)
+
+
+def open_engine(bundle: Bundle, kind: str = "auto", threads: int = 1,
+                roles: Optional[Sequence[str]] = None) -> Engine:
+    """Load a bundle's graphs on `kind` (or the fastest kind available for `auto`)."""
+    wanted_roles = tuple(roles) if roles is not None else tuple(bundle.graphs)
+    if kind != "auto":
+        return _open_kind(bundle, kind, threads, wanted_roles)
+    notes: List[str] = []
+    for candidate in AUTO_ORDER:
+        try:
+            engine = _open_kind(bundle, candidate, threads, wanted_roles)
+        except EngineUnavailable as exc:
+            notes.append(str(exc))
+            continue
+        engine.notes = notes
+        return engine
+    raise EngineUnavailable("no engine can run here: " + "; ".join(notes))

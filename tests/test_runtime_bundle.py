@@ -1,0 +1,146 @@
+"""Bad bundles give one clear error naming the problem; good ones load."""
+import os
+
+import pytest
+from neurorave.models.runtime.bundle import BundleError, find_bundles, load_bundle
+from neurorave.models.runtime.engines import open_engine
+from neurorave.models.runtime.onnx_info import OnnxInfoError, read_opsets
+from toy_bundle import rehash, rewrite_meta, write_toy_bundle
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    return write_toy_bundle(str(tmp_path / "toy"))
+
+
+def test_good_bundle_loads(bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    assert bundle.name == "toy"
+    assert bundle.sample_rate == 16000 and bundle.frame_size == 64
+    assert [a.name for a in bundle.attributes] == ["attr0", "attr1"]
+    assert bundle.graphs["decoder"].states[0].shape == (1, 6, 2)
+    assert not bundle.has_prior
+    assert bundle.latency_ms == pytest.approx(4.0)
+
+
+def test_read_opsets(bundle_dir):
+    assert read_opsets(os.path.join(bundle_dir, "decoder.onnx"))[""] == 13
+
+
+def _expect(bundle_dir, *words, engine=False):
+    with pytest.raises(BundleError) as info:
+        bundle = load_bundle(bundle_dir)
+        if engine:
+            open_engine(bundle, "ort-cpu")
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_missing_folder(tmp_path):
+    _expect(str(tmp_path / "nope"), "no such folder")
+
+
+def test_missing_model_json(bundle_dir):
+    os.remove(os.path.join(bundle_dir, "model.json"))
+    _expect(bundle_dir, "model.json is missing")
+
+
+def test_model_json_not_json(bundle_dir):
+    with open(os.path.join(bundle_dir, "model.json"), "w") as handle:
+        handle.write("{ not json")
+    _expect(bundle_dir, "not valid JSON")
+
+
+def test_missing_graph_file(bundle_dir):
+    os.remove(os.path.join(bundle_dir, "decoder.onnx"))
+    _expect(bundle_dir, "decoder.onnx is missing")
+
+
+def test_hash_mismatch(bundle_dir):
+    with open(os.path.join(bundle_dir, "decoder.onnx"), "ab") as handle:
+        handle.write(b"\0")
+    _expect(bundle_dir, "decoder.onnx", "sha256")
+
+
+def test_unknown_format_version(bundle_dir):
+    rewrite_meta(bundle_dir, lambda m: m.__setitem__("format_version", 99))
+    _expect(bundle_dir, "format version 99")
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("sample_rate", "fast", ["sample_rate", "wrong type"]),
+    ("frame_size", 0, ["frame_size", "positive"]),
+    ("latent_size", True, ["latent_size", "wrong type"]),
+    ("opset", 17, ["opset 17"]),
+])
+def test_bad_fields(bundle_dir, field, value, words):
+    rewrite_meta(bundle_dir, lambda m: m.__setitem__(field, value))
+    _expect(bundle_dir, *words)
+
+
+def test_missing_field(bundle_dir):
+    rewrite_meta(bundle_dir, lambda m: m.pop("attributes"))
+    _expect(bundle_dir, "lacks 'attributes'")
+
+
+def test_graph_file_outside_bundle(bundle_dir):
+    rewrite_meta(bundle_dir, lambda m: m["graphs"]["decoder"].__setitem__("file", "../x.onnx"))
+    _expect(bundle_dir, "inside the bundle")
+
+
+def test_wrong_opset_in_file(tmp_path):
+    folder = write_toy_bundle(str(tmp_path / "b"), opset=17)
+    rewrite_meta(folder, lambda m: m.__setitem__("opset", 13))
+    _expect(folder, "opset 17")
+
+
+def test_truncated_onnx(bundle_dir):
+    path = os.path.join(bundle_dir, "decoder.onnx")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    rehash(bundle_dir)
+    with pytest.raises(OnnxInfoError):
+        read_opsets(path)
+    _expect(bundle_dir, "decoder.onnx", "not a readable ONNX model")
+
+
+def test_nan_weights(tmp_path):
+    folder = write_toy_bundle(str(tmp_path / "b"), poison_nan=True)
+    _expect(folder, "NaN", "weights are broken", engine=True)
+
+
+def test_wrong_shapes(bundle_dir):
+    rewrite_meta(bundle_dir, lambda m: m["graphs"]["decoder"]["inputs"][0].__setitem__(
+        "shape", [1, 5, 1]))
+    _expect(bundle_dir, "'z'", "[1, 5, 1]", engine=True)
+
+
+def test_unnamed_tensor(bundle_dir):
+    rewrite_meta(bundle_dir, lambda m: m["graphs"]["decoder"]["inputs"][0].__setitem__(
+        "name", "latent"))
+    _expect(bundle_dir, "no input 'latent'", engine=True)
+
+
+def test_find_bundles_reports_each(tmp_path):
+    write_toy_bundle(str(tmp_path / "a-good"))
+    bad = write_toy_bundle(str(tmp_path / "b-bad"))
+    os.remove(os.path.join(bad, "decoder.onnx"))
+    os.makedirs(tmp_path / "c-not-a-bundle")
+    found = find_bundles(str(tmp_path))
+    assert [os.path.basename(p) for p, _, _ in found] == ["a-good", "b-bad"]
+    assert found[0][1] is not None and found[0][2] is None
+    assert found[1][1] is None and "missing" in found[1][2]
+
+
+def test_bundle_json_never_executes_code(bundle_dir, tmp_path):
+    # A bundle is data only: a Python file beside model.json is never imported.
+    marker = tmp_path / "ran"
+    with open(os.path.join(bundle_dir, "model.py"), "w") as handle:
+        handle.write(f"open({str(marker)!r}, 'w').write('x')\n")
+    load_bundle(bundle_dir)
+    assert not marker.exists()
