@@ -149,6 +149,8 @@ class StoreWriter:
         self.params.update(sr=self.sr, chunk=self.chunk, hop=self.hop,
                            attributes=list(self.attributes))
         self.done_units: List[str] = []
+        # Files skipped so far (with reasons): kept across a resume.
+        self.skipped: List[Dict[str, str]] = []
         state = self._read_state()
         if state is None:
             _clear_store(self.out)
@@ -156,6 +158,7 @@ class StoreWriter:
         else:
             counts = state["counts"]
             self.done_units = list(state["done_units"])
+            self.skipped = list(state.get("skipped", []))
         self.out.mkdir(parents=True, exist_ok=True)
         frames = self.chunk // self.hop
         self.audio: Dict[str, _RowFile] = {}
@@ -172,14 +175,8 @@ class StoreWriter:
                 folder / "items.jsonl", "a", encoding="utf-8")
 
     def _read_state(self) -> Optional[Dict[str, Any]]:
-        path = self.out / STATE_FILE
-        if not path.exists():
-            return None
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return state if state.get("params") == _jsonable(self.params) else None
+        state = read_build_state(self.out)
+        return state if state and state.get("params") == _jsonable(self.params) else None
 
     @property
     def counts(self) -> Dict[str, int]:
@@ -213,10 +210,12 @@ class StoreWriter:
         self.done_units.append(unit)
         _write_json(self.out / STATE_FILE, {"params": _jsonable(self.params),
                                             "counts": self.counts,
-                                            "done_units": self.done_units})
+                                            "done_units": self.done_units,
+                                            "skipped": self.skipped})
 
-    def finish(self, command: str = "", skipped: Sequence[Mapping[str, str]] = (),
+    def finish(self, command: str = "", skipped: Optional[Sequence[Mapping[str, str]]] = None,
                extra: Optional[Mapping[str, Any]] = None) -> Path:
+        skipped = self.skipped if skipped is None else list(skipped)
         for split in SPLITS:
             self.audio[split].close()
             self.curves[split].close()
@@ -243,6 +242,17 @@ class StoreWriter:
         _write_json(self.out / "manifest.json", manifest)
         (self.out / STATE_FILE).unlink(missing_ok=True)
         return self.out
+
+
+def read_build_state(out: Path) -> Optional[Dict[str, Any]]:
+    """The checkpoint of an unfinished build in `out`, or None."""
+    path = Path(out) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _jsonable(data: Any) -> Any:

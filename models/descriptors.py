@@ -55,7 +55,7 @@ WINDOW_SECONDS = 0.064
 YIN_THRESHOLD = 0.1
 F0_MAX_HZ = 2200.0
 # Voicing at or above this counts as a voiced frame for the f0 hold.
-VOICED = 0.5
+VOICED = 0.7
 # A frame whose mean square is below this (-120 dBFS) counts as silence.
 SILENCE_POWER = 1e-12
 # Level calibration: a full-scale sine (mean square 0.5) reads 100 dB SPL.
@@ -302,7 +302,8 @@ def compute(audio: np.ndarray, sr: int, hop: int,
         wanted |= {"f0", "voicing"}
     out = {n: np.zeros(n_frames, dtype=np.float64) for n in wanted}
     if n_frames == 0:
-        return {n: v.astype(np.float32) for n, v in out.items()}
+        return {n: np.zeros(0, dtype=np.float32) for n in ATTRIBUTES + EXTRA_NAMES
+                if n in wanted}
     window = hann(n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     consts = loudness_constants(sr, n_fft)
@@ -319,8 +320,9 @@ def compute(audio: np.ndarray, sr: int, hop: int,
             out["f0"][sl], out["voicing"][sl] = _yin(frames, sr)
     if "f0" in wanted:
         out["f0"] = hold_unvoiced(out["f0"], out["voicing"])
-    return {n: np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-            for n, v in out.items()}
+    order = [n for n in ATTRIBUTES + EXTRA_NAMES if n in wanted]
+    return {n: np.nan_to_num(out[n], nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+            for n in order}
 
 
 def stack(curves: Dict[str, np.ndarray], names: Sequence[str] = ATTRIBUTES) -> np.ndarray:

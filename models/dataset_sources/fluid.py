@@ -1,0 +1,53 @@
+"""Render MIDI with the FluidSynth command line and the FluidR3 GM soundfont."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from neurorave.firmware.errors import UserError
+from neurorave.models.dataset_sources.midi import MidiTrack
+
+SOUNDFONT_ENV = "NEURORAVE_SOUNDFONT"
+DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+GAIN = 0.6
+
+
+def soundfont() -> Path:
+    return Path(os.environ.get(SOUNDFONT_ENV, DEFAULT_SOUNDFONT))
+
+
+def check_fluidsynth() -> None:
+    """One clear error if FluidSynth or the soundfont is missing."""
+    if shutil.which("fluidsynth") is None:
+        raise UserError("fluidsynth is not installed (apt install fluidsynth)")
+    sf2 = soundfont()
+    if not sf2.is_file():
+        raise UserError(f"soundfont {sf2} not found (apt install fluid-soundfont-gm, or set "
+                        f"{SOUNDFONT_ENV})")
+
+
+def render(track: MidiTrack, seconds: float, sr: int) -> np.ndarray:
+    """Mono float32 audio of `seconds` (exact length) rendered from `track`, dry (no
+    reverb or chorus, so that notes stay in their slots)."""
+    with tempfile.TemporaryDirectory(prefix="neurorave-fluid-") as tmp:
+        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        track.write(mid, seconds)
+        cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(GAIN),
+               "-r", str(sr), "-F", str(wav), "-O", "float", "-T", "wav",
+               str(soundfont()), str(mid)]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=600, check=False)
+        if done.returncode != 0 or not wav.exists():
+            text = done.stdout.decode("utf-8", "replace").strip().splitlines()
+            raise UserError(f"fluidsynth failed: {text[-1] if text else done.returncode}")
+        audio, got_sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    if got_sr != sr:
+        raise UserError(f"fluidsynth wrote {got_sr} Hz instead of {sr} Hz")
+    mono = audio.mean(axis=1)
+    n = int(round(seconds * sr))
+    return np.pad(mono, (0, max(0, n - len(mono))))[:n].astype(np.float32)
