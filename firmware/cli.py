@@ -86,7 +86,8 @@ def _hwtest(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
-    "describe": (None, 3, "descriptor curves of an audio file", _describe),
+    "describe": ("neurorave.models.describe_command:main", 3, "descriptor curves of an audio file",
+                 _describe),
     "train": (None, 4, "train an F-RAVE or C-RAVE model", _train),
     "export": (None, 5, "export a training run as a model bundle", _export),
     "evaluate": (None, 9, "measure a bundle: reconstruction, control, report", _evaluate),
@@ -97,7 +98,7 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
 }
 # `dataset` has sub-commands of its own.
 DATASET_COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
-    "build": (None, 3, "make a training dataset", _dataset_build),
+    "build": ("neurorave.models.dataset_build:main", 3, "make a training dataset", _dataset_build),
 }
 
 
