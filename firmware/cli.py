@@ -88,7 +88,8 @@ def _hwtest(p: argparse.ArgumentParser) -> None:
 COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
     "describe": ("neurorave.models.describe_command:main", 3, "descriptor curves of an audio file",
                  _describe),
-    "train": (None, 4, "train an F-RAVE or C-RAVE model", _train),
+    "train": ("neurorave.models.training.cli:main", 4, "train an F-RAVE or C-RAVE model",
+              _train),
     "export": (None, 5, "export a training run as a model bundle", _export),
     "evaluate": (None, 9, "measure a bundle: reconstruction, control, report", _evaluate),
     "render": (None, 8, "play a patch offline into a WAV file", _render),

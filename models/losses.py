@@ -1,0 +1,64 @@
+"""Training losses: multi-scale STFT reconstruction, hinge adversarial, feature matching,
+and the latent (fader) cross-entropy with its accuracy."""
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+Features = List[torch.Tensor]
+
+
+class MultiScaleSTFTLoss(torch.nn.Module):
+    """Sum over window sizes of L1(|X| - |Y|) + L1(log |X| - log |Y|), computed in float32."""
+
+    def __init__(self, scales: Sequence[int] = (2048, 1024, 512, 256, 128), overlap: float = 0.75):
+        super().__init__()
+        self.scales = list(scales)
+        self.overlap = overlap
+        for n in self.scales:
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+
+    def _magnitude(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        hop = max(int(n * (1 - self.overlap)), 1)
+        spec = torch.stft(x, n, hop, window=getattr(self, f"window_{n}"), center=True,
+                          return_complex=True, normalized=True)
+        return spec.abs()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, x.shape[-1]).float()
+        y = y.reshape(-1, y.shape[-1]).float()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            total = x.new_zeros(())
+            for n in self.scales:
+                mx, my = self._magnitude(x, n), self._magnitude(y, n)
+                total = total + (mx - my).abs().mean()
+                total = total + (torch.log(mx + 1e-7) - torch.log(my + 1e-7)).abs().mean()
+        return total
+
+
+def hinge_discriminator_loss(real: List[Features], fake: List[Features]) -> torch.Tensor:
+    loss = real[0][-1].new_zeros(())
+    for r, f in zip(real, fake):
+        loss = loss + F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean()
+    return loss
+
+
+def hinge_generator_loss(fake: List[Features]) -> torch.Tensor:
+    return sum((-f[-1]).mean() for f in fake)  # type: ignore[return-value]
+
+
+def feature_matching_loss(real: List[Features], fake: List[Features]) -> torch.Tensor:
+    """L1 between the critics' hidden features on real (fixed) and generated audio."""
+    loss = fake[0][-1].new_zeros(())
+    for r, f in zip(real, fake):
+        for fr, ff in zip(r[:-1], f[:-1]):
+            loss = loss + (fr.detach() - ff).abs().mean()
+    return loss / max(len(fake), 1)
+
+
+def latent_cross_entropy(logits: torch.Tensor, targets: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """logits [B, bins, A, F], targets [B, A, F] bin indices -> (mean CE, accuracy [A])."""
+    ce = F.cross_entropy(logits.float(), targets)
+    accuracy = (logits.argmax(1) == targets).float().mean(dim=(0, 2))
+    return ce, accuracy

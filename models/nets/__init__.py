@@ -1,0 +1,1 @@
+"""F-RAVE / C-RAVE networks: PQMF, causal streaming layers, encoder, decoder, critics."""

@@ -1,0 +1,123 @@
+"""`neurorave train --config NAME|FILE --data DATA --out RUN [--steps N] [--devices N]
+[--resume] [--seed S]`: the command handler (see the package docstring for the run folder).
+
+--devices N: N GPUs with DDP when CUDA is present (bf16-mixed, or 16-mixed without bf16);
+without CUDA, N CPU processes with DDP over gloo (for testing the distributed path).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from neurorave.firmware.errors import UserError
+
+
+def _devices(requested: Optional[int]):
+    import torch
+
+    n = 1 if requested is None else requested
+    if n < 1:
+        raise UserError(f"--devices must be >= 1, got {n}")
+    if torch.cuda.is_available():
+        if n > torch.cuda.device_count():
+            raise UserError(f"--devices {n}: only {torch.cuda.device_count()} GPU(s) here")
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "gpu", n, precision, "nccl"
+    return "cpu", n, "32-true", "gloo"
+
+
+def _resume_step(ckpt: Path) -> int:
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return int(state.get("neurorave", {}).get("completed_steps", 0))
+
+
+def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
+                  progress: bool = True):
+    import pytorch_lightning as pl
+    from neurorave.models.training.callbacks import StepCheckpoint
+    from pytorch_lightning.callbacks import TQDMProgressBar
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from pytorch_lightning.strategies import DDPStrategy
+
+    accelerator, n, precision, backend = _devices(devices)
+    if cfg.training.precision != "auto":
+        precision = cfg.training.precision
+    strategy = DDPStrategy(find_unused_parameters=True, process_group_backend=backend) \
+        if n > 1 else "auto"
+    callbacks = [StepCheckpoint(run_dir, cfg.training.checkpoint_every)]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(20, remaining // 50))))
+    return pl.Trainer(
+        accelerator=accelerator, devices=n, strategy=strategy, precision=precision,
+        max_epochs=1, max_steps=-1,
+        val_check_interval=max(1, min(cfg.training.validate_every, remaining)),
+        check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        logger=TensorBoardLogger(save_dir=str(run_dir), name="logs", version=""),
+        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress,
+        enable_model_summary=progress, use_distributed_sampler=False,
+        deterministic=True if accelerator == "cpu" else "warn",
+        default_root_dir=str(run_dir),
+    )
+
+
+def train(config: str, data: str, out: str, steps: Optional[int] = None,
+          devices: Optional[int] = None, resume: bool = False, seed: int = 0,
+          progress: bool = True):
+    """Train (or resume) a run; returns the trained module."""
+    import pytorch_lightning as pl
+    from neurorave.models.config import load_config, save_config
+    from neurorave.models.training.data import StoreDataModule
+    from neurorave.models.training.module import FaderRave
+    from neurorave.models.training.run import CONFIG_FILE, DATASET_FILE
+    from neurorave.models.training.stats import resolve_stats
+
+    run_dir = Path(out)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.exists():
+            raise UserError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        cfg = load_config(run_dir / CONFIG_FILE)  # the run's own configuration
+    else:
+        if last.exists():
+            raise UserError(f"{run_dir}: already holds a training run; pass --resume to "
+                            "continue it or choose another --out")
+        cfg = load_config(config)
+    if steps is not None:
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1, got {steps}")
+        cfg.training.steps = steps
+    datamodule = StoreDataModule(data, cfg, seed)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
+    save_config(cfg, run_dir / CONFIG_FILE)
+    stats = resolve_stats(datamodule.dataset, cfg, run_dir)
+    (run_dir / DATASET_FILE).write_text(json.dumps(
+        {"path": str(Path(data).resolve()), "manifest": datamodule.dataset.manifest},
+        indent=2) + "\n", encoding="utf-8")
+    start = _resume_step(last) if resume else 0
+    if start >= cfg.training.steps:
+        raise UserError(f"{run_dir}: already trained {start} steps; ask for more with --steps")
+
+    pl.seed_everything(seed, workers=True, verbose=False)
+    model = FaderRave(cfg, stats, seed=seed, total_steps=cfg.training.steps)
+    trainer = build_trainer(cfg, run_dir, devices, cfg.training.steps - start, progress)
+    with warnings.catch_warnings():
+        # Batches are a function of the step (data.py), so mid-epoch resumption is exact.
+        warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    return model
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    train(args.config, args.data, args.out, args.steps, args.devices, args.resume, args.seed)
+    return 0

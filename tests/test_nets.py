@@ -1,0 +1,217 @@
+"""F-RAVE networks: shapes per configuration, causality, streaming == offline, PQMF, configs."""
+import pytest
+import torch
+from neurorave.firmware.errors import UserError
+from neurorave.models.config import builtin_names, load_config
+from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis
+from neurorave.models.nets.streaming import cache_specs, init_caches, stream
+from neurorave.models.training.module import build_nets
+
+STREAMED = ["tiny", "small", "lowlatency", "base"]
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    out = {}
+    for name in builtin_names():
+        cfg = load_config(name)
+        built = build_nets(cfg)
+        for net in built.values():
+            net.eval()
+        out[name] = (cfg, built)
+    return out
+
+
+def _random_inputs(cfg, frames, batch=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.model
+    z = torch.randn(batch, m.latent_size, frames, generator=g)
+    attrs = torch.rand(batch, len(m.attributes), frames, generator=g) * 2 - 1
+    noise = torch.rand(batch, m.bands, frames * m.hop // m.bands, generator=g) * 2 - 1
+    return z, attrs, noise
+
+
+def test_every_builtin_config_loads_with_a_crave_twin():
+    names = set(builtin_names())
+    for base in ("tiny", "small", "base", "lowlatency"):
+        assert base in names and f"{base}-crave" in names
+        frave, crave = load_config(base), load_config(f"{base}-crave")
+        assert (frave.variant, crave.variant) == ("frave", "crave")
+        assert frave.fader.weight > 0 and crave.fader.weight == 0
+        assert frave.model == crave.model
+    assert load_config("lowlatency").model.hop <= 256
+    assert load_config("lowlatency").model.sample_rate == 48000
+    base = load_config("base").model
+    assert (base.sample_rate, base.bands, base.ratios, base.capacity, base.latent_size) == \
+        (16000, 8, [4, 4, 4, 2], 64, 128)
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_shapes_per_config(nets, name):
+    cfg, built = nets[name]
+    m = cfg.model
+    frames = 3
+    audio = torch.randn(2, frames * m.hop) * 0.1
+    with torch.no_grad():
+        mean, scale = built["encoder"](audio)
+        assert mean.shape == scale.shape == (2, m.latent_size, frames)
+        assert bool((scale > 0).all())
+        z, attrs, noise = _random_inputs(cfg, frames)
+        y = built["decoder"](z, attrs, noise)
+        assert y.shape == (2, 1, frames * m.hop)
+        assert bool(torch.isfinite(y).all())
+        logits = built["latent_discriminator"](mean)
+        assert logits.shape == (2, 16, len(m.attributes), frames)
+        if name.startswith("tiny"):  # the critics are not streamed; one config is enough
+            feats = built["discriminator"](y)
+            assert len(feats) == cfg.discriminator.scales + len(cfg.discriminator.periods)
+            assert all(f[-1].shape[0] == 2 for f in feats)
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency"])
+def test_decoder_is_causal(nets, name):
+    """Changing z or the attributes at frame t never changes output samples before t * hop."""
+    cfg, built = nets[name]
+    dec, hop = built["decoder"], cfg.model.hop
+    z, attrs, noise = _random_inputs(cfg, 8, batch=1)
+    with torch.no_grad():
+        ref = dec(z, attrs, noise)
+        for t in (0, 3, 7):
+            z2, a2 = z.clone(), attrs.clone()
+            z2[..., t] += 1.0
+            a2[..., t] = -a2[..., t]
+            out = dec(z2, a2, noise)
+            assert torch.equal(out[..., :t * hop], ref[..., :t * hop])
+            now = slice(t * hop, (t + 1) * hop)
+            assert not torch.allclose(out[..., now], ref[..., now])
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency"])
+def test_encoder_is_causal(nets, name):
+    """Changing audio at sample s never changes latent frames that end before s."""
+    cfg, built = nets[name]
+    enc, hop = built["encoder"], cfg.model.hop
+    audio = torch.randn(1, 8 * hop) * 0.1
+    with torch.no_grad():
+        ref, _ = enc(audio)
+        for s in (5 * hop, 5 * hop + hop // 2, 8 * hop - 1):
+            changed = audio.clone()
+            changed[..., s] += 1.0
+            out, _ = enc(changed)
+            frame = s // hop
+            assert torch.equal(out[..., :frame], ref[..., :frame])
+            if s % hop < hop // 2:  # (the PQMF window's far tail is ~0 by design)
+                assert not torch.allclose(out[..., frame], ref[..., frame])
+
+
+@pytest.mark.parametrize("name", STREAMED)
+def test_decoder_streams_frame_by_frame_like_offline(nets, name):
+    """The exporter's foundation: one frame per call with explicit caches == whole sequence."""
+    cfg, built = nets[name]
+    dec = built["decoder"]
+    frames = 64
+    z, attrs, noise = _random_inputs(cfg, frames, batch=1)
+    per_frame = cfg.model.hop // cfg.model.bands
+    with torch.no_grad():
+        offline = dec(z, attrs, noise)
+        caches = init_caches(dec, batch=1)
+        assert [tuple(c.shape) for c in caches] == [s for _, s in cache_specs(dec, 1)]
+        outs = []
+        for f in range(frames):
+            with stream(dec, caches) as ctx:
+                outs.append(dec(z[..., f:f + 1], attrs[..., f:f + 1],
+                                noise[..., f * per_frame:(f + 1) * per_frame]))
+            caches = ctx.new_caches
+        streamed = torch.cat(outs, dim=-1)
+    assert streamed.shape == offline.shape
+    assert float((streamed - offline).abs().max()) <= 1e-4
+    assert float(offline.abs().max()) > 1e-3  # a real signal, not zeros on both sides
+
+
+@pytest.mark.parametrize("name", STREAMED)
+def test_encoder_then_decoder_stream_like_offline(nets, name):
+    cfg, built = nets[name]
+    enc, dec, hop = built["encoder"], built["decoder"], cfg.model.hop
+    frames = 64
+    audio = torch.randn(1, frames * hop, generator=torch.Generator().manual_seed(3)) * 0.3
+    _, attrs, noise = _random_inputs(cfg, frames, batch=1)
+    per_frame = hop // cfg.model.bands
+    with torch.no_grad():
+        mean, _ = enc(audio)
+        offline = dec(mean, attrs, noise)
+        enc_caches, dec_caches = init_caches(enc), init_caches(dec)
+        means, outs = [], []
+        for f in range(frames):
+            with stream(enc, enc_caches) as ctx:
+                m, _ = enc(audio[..., f * hop:(f + 1) * hop])
+            enc_caches = ctx.new_caches
+            with stream(dec, dec_caches) as ctx:
+                outs.append(dec(m, attrs[..., f:f + 1],
+                                noise[..., f * per_frame:(f + 1) * per_frame]))
+            dec_caches = ctx.new_caches
+            means.append(m)
+    assert float((torch.cat(means, -1) - mean).abs().max()) <= 1e-4
+    assert float((torch.cat(outs, -1) - offline).abs().max()) <= 1e-4
+
+
+def test_streaming_state_resets_to_the_first_output(nets):
+    cfg, built = nets["tiny"]
+    dec = built["decoder"]
+    z, attrs, noise = _random_inputs(cfg, 2, batch=1)
+    per_frame = cfg.model.hop // cfg.model.bands
+    with torch.no_grad():
+        first = []
+        for _ in range(2):
+            caches = init_caches(dec)
+            with stream(dec, caches) as ctx:
+                first.append(dec(z[..., :1], attrs[..., :1], noise[..., :per_frame]))
+            caches = ctx.new_caches
+            with stream(dec, caches):  # advance the state once more, then reset
+                dec(z[..., 1:], attrs[..., 1:], noise[..., per_frame:])
+    assert torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("bands", [4, 8, 16])
+def test_pqmf_reconstructs_its_input_after_its_delay(bands):
+    analysis, synthesis = PQMFAnalysis(bands), PQMFSynthesis(bands)
+    x = torch.randn(1, 1, bands * 512, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sub = analysis(x)
+        y = synthesis(sub)
+    assert sub.shape == (1, bands, 512)
+    d = analysis.delay
+    error = (y[..., d:] - x[..., :x.shape[-1] - d]).pow(2).mean() / x.pow(2).mean()
+    assert float(error) < 1e-4  # better than -40 dB
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "tiny"\n[model]\ncapacty = 4\n')
+    with pytest.raises(UserError, match=r"unknown key 'model.capacty'"):
+        load_config(bad)
+    bad.write_text('extends = "tiny"\n[training]\nchunk = 1000\n')
+    with pytest.raises(UserError, match=r"'training.chunk' must be a multiple of the hop \(32"):
+        load_config(bad)
+    bad.write_text('extends = "tiny"\n[model]\nratios = "4,2"\n')
+    with pytest.raises(UserError, match=r"'model.ratios' must be a list"):
+        load_config(bad)
+    bad.write_text('extends = "tiny"\n[model]\nattributes = ["rms", "loudness"]\n')
+    with pytest.raises(UserError, match=r"'model.attributes'"):
+        load_config(bad)
+    bad.write_text('extends = "tiny-crave"\n[fader]\nweight = 0.3\n')
+    with pytest.raises(UserError, match=r"'fader.weight' must be 0 for a C-RAVE"):
+        load_config(bad)
+    bad.write_text("[model\n")
+    with pytest.raises(UserError, match=r"not valid TOML"):
+        load_config(bad)
+    with pytest.raises(UserError, match=r"no configuration named 'huge'"):
+        load_config("huge")
+
+
+def test_config_round_trips_through_a_run_json(tmp_path):
+    from neurorave.models.config import save_config
+
+    cfg = load_config("small-crave")
+    save_config(cfg, tmp_path / "config.json")
+    assert load_config(tmp_path / "config.json") == cfg
