@@ -14,7 +14,7 @@ from neurorave.models.dataset_sources.midi import MidiTrack
 
 SOUNDFONT_ENV = "NEURORAVE_SOUNDFONT"
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-GAIN = 0.6
+GAIN = 1.2  # the loudest note of the default gm-notes set peaks at about 0.85
 
 
 def soundfont() -> Path:
