@@ -24,6 +24,21 @@ def lowpassed(cutoff, sr=SR, seconds=1.0, seed=0):
     return 0.3 * scipy.signal.sosfilt(sos, noise(seconds, sr, seed, amp=1.0))
 
 
+@pytest.mark.parametrize("sr,hop", [(16000, 256), (16000, 32), (48000, 64), (48000, 2048),
+                                    (22050, 100)])
+def test_frame_i_describes_samples_i_hop_to_i_plus_1_hop(sr, hop):
+    n_frames = 3 * D.frame_length(sr, hop) // hop + 20
+    for k in (n_frames // 2, n_frames // 2 + 7):
+        x = np.zeros(n_frames * hop)
+        x[k * hop:(k + 1) * hop] = 0.5  # a pulse filling exactly the span of frame k
+        rms = D.compute(x, sr, hop, names=("rms",))["rms"].astype(np.float64)
+        assert int(np.argmax(rms)) <= k <= len(rms) - 1 - int(np.argmax(rms[::-1]))
+        # Every window that sees the burst is centred on a frame's span, so the response
+        # is symmetric about frame k: its centre of mass is frame k.
+        centre = np.sum(np.arange(len(rms)) * rms ** 2) / np.sum(rms ** 2)
+        assert centre == pytest.approx(k, abs=0.02)
+
+
 @pytest.mark.parametrize("sr,hop", [(16000, 256), (16000, 64), (48000, 512), (22050, 2048),
                                     (44100, 100)])
 def test_frames_land_on_the_latent_grid(sr, hop):
@@ -192,3 +207,44 @@ def test_torch_batch_edge_cases():
     out = DT.compute_batch(x, SR, 256)
     assert torch.isfinite(out).all() and (out == 0).all()
     assert DT.compute_batch(torch.zeros(2, 100), SR, 256).shape == (2, 6, 0)
+
+
+# GM programs whose FluidR3 samples are in tune and without vibrato (a violin's vibrato or a
+# detuned piano sample moves the true f0 away from the nominal pitch): electric piano,
+# clean guitar, finger bass, trombone, clarinet, trumpet, synth bass, bass + lead.
+GM_TUNED_NOTES = ((4, 48), (4, 72), (27, 45), (27, 69), (33, 33), (33, 52), (57, 46), (57, 60),
+                  (71, 55), (71, 79), (56, 60), (56, 77), (38, 36), (38, 47), (87, 50), (87, 74))
+
+
+def test_f0_of_gm_instrument_notes_within_10_cents():
+    from neurorave.models.dataset_sources import fluid
+    from neurorave.models.dataset_sources.midi import MidiTrack
+
+    fluid.check_fluidsynth()
+    slot, hop = 2.0, 256
+    track = MidiTrack()
+    for i, (program, pitch) in enumerate(GM_TUNED_NOTES):
+        track.program(i * slot, 0, program)
+        track.note(i * slot, slot * 0.9, 0, pitch, 100)
+        track.silence((i + 1) * slot - 0.002, 0)
+    audio = fluid.render(track, len(GM_TUNED_NOTES) * slot, SR)
+    n = int(slot * SR)
+    for i, (program, pitch) in enumerate(GM_TUNED_NOTES):
+        c = D.compute(audio[i * n:(i + 1) * n], SR, hop)
+        held = slice(int(0.15 * SR) // hop, int(1.7 * SR) // hop)
+        voiced = c["voicing"][held] >= 0.9
+        assert voiced.mean() > 0.8, (program, pitch)
+        nominal = 440.0 * 2 ** ((pitch - 69) / 12)
+        cents = 1200 * np.abs(np.log2(c["f0"][held][voiced] / nominal))
+        assert np.mean(cents < 10) >= 0.9, (program, pitch, np.median(cents))
+
+
+@pytest.mark.gpu
+def test_torch_batch_on_cuda_agrees_with_numpy():
+    rng = np.random.default_rng(5)
+    batch = rng.standard_normal((4, SR)) * 0.1 + tone(262, 1.0, SR, harmonics=4)
+    out = DT.compute_batch(torch.tensor(batch, dtype=torch.float32, device="cuda"), SR, 128)
+    assert out.device.type == "cuda"
+    for i in range(4):
+        ref = D.stack(D.compute(batch[i].astype(np.float32), SR, 128))
+        np.testing.assert_allclose(out[i].cpu().numpy(), ref, rtol=1e-4, atol=1e-6)
