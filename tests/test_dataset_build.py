@@ -234,3 +234,27 @@ def test_the_split_is_the_same_in_every_build(tmp_path):
     for name in datastore.SPLITS:
         np.testing.assert_array_equal(np.asarray(a.split(name).audio),
                                       np.asarray(b.split(name).audio))
+
+
+def test_long_files_are_read_in_segments_of_one_source(tmp_path, monkeypatch):
+    from neurorave.models.dataset_sources import user_folder
+
+    monkeypatch.setattr(user_folder, "SEGMENT_SECONDS", 9.0)
+    root = tmp_path / "long"
+    root.mkdir()
+    t = np.arange(SR * 30) / SR
+    soundfile.write(root / "long.wav", 0.3 * np.sin(2 * np.pi * 440 * t), SR)
+    soundfile.write(root / "short.wav", 0.3 * np.sin(2 * np.pi * 440 * t[: SR * 9]), SR)
+    units = user_folder.units(root, SR)
+    assert [u.key for u in units] == ["long.wav", "long.wav#1", "long.wav#2", "long.wav#3",
+                                      "short.wav"]
+    assert all(u.sources == ("long.wav",) for u in units[:4])
+    dataset_build.build(str(root), tmp_path / "d", progress=False)
+    ds = datastore.open_dataset(tmp_path / "d")
+    found = {}
+    for name, items in all_items(ds).items():
+        for it in items:
+            found.setdefault(it["file"], set()).add((name, it["segment"], it["piece"]))
+    # 9 s segments -> 2 chunks each (+ 0.8 s dropped); the 3 s tail -> 1 (zero-padded).
+    assert len(found["long.wav"]) == 7 and len({s for s, _, _ in found["long.wav"]}) == 1
+    assert len(found["short.wav"]) == 2
