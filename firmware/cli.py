@@ -95,7 +95,7 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
     "render": (None, 8, "play a patch offline into a WAV file", _render),
     "run": (None, 8, "the instrument: run the daemon", _run),
     "bench": (None, 5, "time a bundle's inference engines", _bench),
-    "hwtest": (None, 7, "bring-up test of the panel hardware", _hwtest),
+    "hwtest": ("neurorave.hardware.hwtest:main", 7, "bring-up test of the panel hardware", _hwtest),
 }
 # `dataset` has sub-commands of its own.
 DATASET_COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
