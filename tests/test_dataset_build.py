@@ -121,6 +121,7 @@ def write_user_folder(root):
     stereo = np.stack([np.concatenate([tone44, gap, tone44])] * 2, axis=1)
     soundfile.write(root / "sub" / "b.FLAC", stereo, 44100)
     soundfile.write(root / "sub" / "deeper" / "c.ogg", music[: SR * 5], SR, format="OGG")
+    soundfile.write(root / "sub" / "d.mp3", music[: SR * 6], SR, format="MP3")
     soundfile.write(root / "silent.wav", np.zeros(SR * 5), SR)
     soundfile.write(root / "empty.wav", np.zeros(0), SR)
     (root / "broken.mp3").write_bytes(b"this is not audio at all" * 10)
@@ -145,9 +146,9 @@ def test_user_folder_build(tmp_path, capsys):
             per_file[it["file"]] = per_file.get(it["file"], 0) + 1
     # a.wav: 10 s -> 2 full chunks + a 1.8 s rest (< half a chunk, dropped);
     # b.FLAC: 9 s of sound once the long silence is gone -> 2 chunks + 0.8 s (dropped);
-    # c.ogg: 5 s -> 1 chunk + 0.9 s (dropped).
-    assert per_file == {"a.wav": 2, "sub/b.FLAC": 2, "sub/deeper/c.ogg": 1}
-    check_store(tmp_path / "d", 5)
+    # c.ogg: 5 s -> 1 chunk + 0.9 s (dropped); d.mp3: 6 s -> 1 chunk + 1.9 s (dropped).
+    assert per_file == {"a.wav": 2, "sub/b.FLAC": 2, "sub/deeper/c.ogg": 1, "sub/d.mp3": 1}
+    check_store(tmp_path / "d", 6)
 
 
 def test_folder_with_nothing_usable_is_one_clear_error(tmp_path, capsys):
