@@ -16,8 +16,9 @@ import torch
 from neurorave.models import descriptors as core
 from neurorave.models.descriptors import ATTRIBUTES, UNITS  # noqa: F401  (re-exported)
 
-# Frames per block along the time axis (per batch row): bounds memory on long inputs.
-BLOCK_FRAMES = 4096
+# Samples of frame data (batch x frames x window) per block: bounds the working memory
+# (about 1 GiB per intermediate at float64) whatever the batch, length and rate.
+BLOCK_ELEMENTS = 1 << 27
 
 
 def _tables(sr: int, n_fft: int, device: torch.device, dtype: torch.dtype
@@ -148,8 +149,9 @@ def compute_batch(audio: torch.Tensor, sr: int, hop: int,
         tab = _tables(sr, n_fft, audio.device, work)
         frames_all = padded.unfold(-1, n_fft, hop)[:, :n_frames]
         spectral = wanted & {"centroid", "bandwidth", "sharpness", "boominess"}
-        for start in range(0, n_frames, BLOCK_FRAMES):
-            sl = slice(start, min(n_frames, start + BLOCK_FRAMES))
+        block = max(1, BLOCK_ELEMENTS // (batch * n_fft))
+        for start in range(0, n_frames, block):
+            sl = slice(start, min(n_frames, start + block))
             frames = frames_all[:, sl]
             if "rms" in wanted:
                 out["rms"][:, sl] = (frames ** 2).mean(-1).sqrt()

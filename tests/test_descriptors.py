@@ -248,3 +248,10 @@ def test_torch_batch_on_cuda_agrees_with_numpy():
     for i in range(4):
         ref = D.stack(D.compute(batch[i].astype(np.float32), SR, 128))
         np.testing.assert_allclose(out[i].cpu().numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_torch_batch_in_blocks_equals_one_pass(monkeypatch):
+    x = torch.tensor(np.random.default_rng(7).standard_normal((2, SR)) * 0.2)
+    whole = DT.compute_batch(x, SR, 64)
+    monkeypatch.setattr(DT, "BLOCK_ELEMENTS", 2 * 1024 * 37)  # blocks of 37 frames
+    torch.testing.assert_close(DT.compute_batch(x, SR, 64), whole, rtol=1e-12, atol=1e-12)
