@@ -11,7 +11,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from neurorave.firmware.errors import UserError
 
@@ -38,7 +38,7 @@ def _resume_step(ckpt: Path) -> int:
 
 
 def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
-                  progress: bool = True):
+                  progress: bool = True, extra_callbacks: Sequence = ()):
     import pytorch_lightning as pl
     from neurorave.models.training.callbacks import StepCheckpoint
     from pytorch_lightning.callbacks import TQDMProgressBar
@@ -50,12 +50,12 @@ def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
         precision = cfg.training.precision
     strategy = DDPStrategy(find_unused_parameters=True, process_group_backend=backend) \
         if n > 1 else "auto"
-    callbacks = [StepCheckpoint(run_dir, cfg.training.checkpoint_every)]
+    callbacks = [StepCheckpoint(run_dir, cfg.training.checkpoint_every), *extra_callbacks]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(20, remaining // 50))))
     return pl.Trainer(
         accelerator=accelerator, devices=n, strategy=strategy, precision=precision,
-        max_epochs=1, max_steps=-1,
+        max_epochs=-1, max_steps=-1,  # the module stops itself at training.steps
         val_check_interval=max(1, min(cfg.training.validate_every, remaining)),
         check_val_every_n_epoch=None, num_sanity_val_steps=0,
         logger=TensorBoardLogger(save_dir=str(run_dir), name="logs", version=""),
@@ -68,9 +68,10 @@ def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
 
 def train(config: str, data: str, out: str, steps: Optional[int] = None,
           devices: Optional[int] = None, resume: bool = False, seed: int = 0,
-          progress: bool = True):
-    """Train (or resume) a run; returns the trained module."""
+          progress: bool = True, callbacks: Sequence = ()):
+    """Train (or resume) a run; returns the trained module. `callbacks`: extra Lightning ones."""
     import pytorch_lightning as pl
+    import torch
     from neurorave.models.config import load_config, save_config
     from neurorave.models.training.data import StoreDataModule
     from neurorave.models.training.module import FaderRave
@@ -108,12 +109,17 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
 
     pl.seed_everything(seed, workers=True, verbose=False)
     model = FaderRave(cfg, stats, seed=seed, total_steps=cfg.training.steps)
-    trainer = build_trainer(cfg, run_dir, devices, cfg.training.steps - start, progress)
+    trainer = build_trainer(cfg, run_dir, devices, cfg.training.steps - start, progress,
+                            callbacks)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     with warnings.catch_warnings():
         # Batches are a function of the step (data.py), so mid-epoch resumption is exact.
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        finally:  # Lightning switches this on process-wide; give the caller its setting back
+            torch.use_deterministic_algorithms(was_deterministic)
     return model
 
 

@@ -1,6 +1,6 @@
 """Training data from a dataset store (`neurorave.models.datastore`).
 
-Training item k is the whole batch of step `start + k` on this rank: random crops of
+Training item `step` is the whole batch of that step on this rank: random crops of
 `training.chunk` samples (at multiples of the hop, so stored curves line up) drawn by
 a generator seeded with (seed, step, rank). A batch is therefore a pure function of the
 step, which makes resuming exact and needs no distributed sampler. Validation uses
@@ -11,7 +11,7 @@ the training module computes them on the batch with `descriptors_torch.compute_b
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -19,7 +19,7 @@ import torch
 from neurorave.firmware.errors import UserError
 from neurorave.models.config import Config
 from neurorave.models.datastore import open_dataset
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def check_compatible(dataset, cfg: Config) -> None:
@@ -36,26 +36,42 @@ def check_compatible(dataset, cfg: Config) -> None:
         raise UserError(f"{dataset.path}: the train split is empty")
 
 
-class StepBatches(Dataset):
-    """Item k: the batch of training step start + k (a dict of audio, step and maybe curves)."""
+class StepSampler(Sampler):
+    """Yields steps start..stop-1 but reports a length of `stop`.
 
-    def __init__(self, dataset, cfg: Config, seed: int, start: int, stop: int, rank: int = 0):
+    Lightning restores how many batches of the epoch were already done (`start`) and counts
+    on from there; this loader resumes at exactly that step instead of replaying the epoch.
+    """
+
+    def __init__(self, start: int, stop: int):
+        self.start, self.stop = start, stop
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop
+
+
+class StepBatches(Dataset):
+    """Item `step`: the batch of that training step (a dict of audio, step and maybe curves)."""
+
+    def __init__(self, dataset, cfg: Config, seed: int, stop: int, rank: int = 0):
         self.path = dataset.path
         self.split = dataset.split("train")
         self.batch = cfg.training.batch_size
         self.chunk = cfg.training.chunk
         self.hop = cfg.model.hop
-        self.seed, self.start, self.stop, self.rank = seed, start, stop, rank
+        self.seed, self.stop, self.rank = seed, stop, rank
         self.max_offset = (dataset.chunk - self.chunk) // self.hop
         self.curve_index = None
         if dataset.hop == self.hop and all(a in dataset.attributes for a in cfg.model.attributes):
             self.curve_index = [dataset.attributes.index(a) for a in cfg.model.attributes]
 
     def __len__(self) -> int:
-        return max(self.stop - self.start, 0)
+        return self.stop
 
-    def __getitem__(self, k: int) -> Dict[str, torch.Tensor]:
-        step = self.start + k
+    def __getitem__(self, step: int) -> Dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step, self.rank])
         rows = rng.integers(0, len(self.split), size=self.batch)
         offsets = rng.integers(0, self.max_offset + 1, size=self.batch)
@@ -80,7 +96,7 @@ class ValidBatches(StepBatches):
     """Fixed batches: the first chunks of the valid split, cropped at offset 0."""
 
     def __init__(self, dataset, cfg: Config, n_batches: int):
-        super().__init__(dataset, cfg, 0, 0, 0)
+        super().__init__(dataset, cfg, 0, 0)
         self.split = dataset.split("valid")
         self.n = min(n_batches, len(self.split) // self.batch if len(self.split) >= self.batch
                      else int(len(self.split) > 0))
@@ -102,16 +118,16 @@ class StoreDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.seed = seed
 
-    def _loader(self, items: Dataset) -> DataLoader:
+    def _loader(self, items: Dataset, sampler: Optional[Sampler] = None) -> DataLoader:
         workers = self.cfg.training.num_workers
-        return DataLoader(items, batch_size=None, shuffle=False, num_workers=workers,
+        return DataLoader(items, batch_size=None, sampler=sampler, num_workers=workers,
                           persistent_workers=False, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         module = self.trainer.lightning_module
-        return self._loader(StepBatches(self.dataset, self.cfg, self.seed,
-                                        module.completed_steps, module.total_steps,
-                                        self.trainer.global_rank))
+        items = StepBatches(self.dataset, self.cfg, self.seed, module.total_steps,
+                            self.trainer.global_rank)
+        return self._loader(items, StepSampler(module.completed_steps, module.total_steps))
 
     def val_dataloader(self) -> Optional[DataLoader]:
         return self._loader(ValidBatches(self.dataset, self.cfg,

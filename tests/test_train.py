@@ -1,0 +1,208 @@
+"""`neurorave train`: tiny models on synthetic datasets, on CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from neurorave.firmware.cli import main as cli_main
+from neurorave.models.datastore import write_dataset
+from neurorave.models.training.cli import train
+from neurorave.models.training.run import load_run
+
+SR = 16000
+STEPS = 240
+
+
+def _sines(n: int, length: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / SR
+    rows = []
+    for _ in range(n):
+        f, amp = rng.uniform(100, 2000), rng.uniform(0.05, 0.8)
+        rows.append(amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 6))
+                    + 0.01 * rng.standard_normal(length))
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """48 chunks of sines at the store's default hop (256): stats get recomputed at hop 32."""
+    out = tmp_path_factory.mktemp("data") / "sines"
+    return write_dataset(out, _sines(48, 4096, 0), SR, [f"s{i}" for i in range(48)])
+
+
+def _config(tmp_path, name="cfg", **sections) -> str:
+    lines = ['extends = "tiny"']
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+class Recorder(pl.Callback):
+    def __init__(self):
+        self.metrics = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.metrics.append({k: float(v) for k, v in module.last_metrics.items()})
+
+
+def test_tiny_loss_falls_over_30_steps_and_the_run_folder_is_complete(data, tmp_path):
+    rec = Recorder()
+    run = tmp_path / "run"
+    train("tiny", str(data), str(run), steps=30, progress=False, callbacks=[rec])
+    losses = [m["loss/reconstruction"] for m in rec.metrics]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+
+    for name in ("config.json", "stats.json", "dataset.json", "checkpoints/last.ckpt",
+                 "weights/last.pt", "weights/step-00000030.pt"):
+        assert (run / name).exists(), name
+    stats = json.loads((run / "stats.json").read_text())
+    assert stats["hop"] == 32 and stats["source"].startswith("recomputed")
+    assert len(stats["attributes"]["rms"]["bins"]) == 17
+    state = torch.load(run / "weights" / "last.pt", weights_only=True)
+    assert any(k.startswith("decoder.") for k in state)
+
+    loaded = load_run(run)
+    assert loaded.config.name == "tiny"
+    audio = torch.from_numpy(_sines(1, 1024, 5))
+    with torch.no_grad():
+        assert loaded.module(audio).shape == (1, 1, 1024)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run / "logs"), size_guidance={"audio": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in ("loss/reconstruction", "loss/kl", "latent/accuracy", "latent/accuracy_rms",
+                "valid/reconstruction", "valid/latent_accuracy"):
+        assert tag in tags["scalars"], tag
+    assert "audio/output" in tags["audio"] and "spectrogram/output" in tags["images"]
+
+
+def test_resume_takes_the_same_next_step(data, tmp_path):
+    config = _config(tmp_path, training={"checkpoint_every": 3})
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(config, str(data), str(straight), steps=6, seed=7, progress=False)
+    train(config, str(data), str(resumed), steps=3, seed=7, progress=False)
+    model = train(config, str(data), str(resumed), steps=6, seed=7, resume=True, progress=False)
+    assert model.completed_steps == 6
+    a = torch.load(straight / "weights" / "step-00000006.pt", weights_only=True)
+    b = torch.load(resumed / "weights" / "step-00000006.pt", weights_only=True)
+    c = torch.load(resumed / "weights" / "step-00000003.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["decoder.waveform.conv.weight"], c["decoder.waveform.conv.weight"])
+
+
+def test_adversarial_phase_freezes_the_encoder(data, tmp_path):
+    rec = Recorder()
+    config = _config(tmp_path, training={"adversarial_start": 3, "checkpoint_every": 3})
+    run = tmp_path / "run"
+    train(config, str(data), str(run), steps=5, progress=False, callbacks=[rec])
+    assert "loss/critic" not in rec.metrics[2] and "loss/critic" in rec.metrics[3]
+    assert all(np.isfinite(list(m.values())).all() for m in rec.metrics)
+    at3 = torch.load(run / "weights" / "step-00000003.pt", weights_only=True)
+    at5 = torch.load(run / "weights" / "step-00000005.pt", weights_only=True)
+    for key in at3:
+        if key.startswith("encoder."):
+            assert torch.equal(at3[key], at5[key]), key
+    changed = [k for k in at3 if k.startswith(("decoder.", "discriminator."))
+               and not torch.equal(at3[k], at5[k])]
+    assert any(k.startswith("decoder.") for k in changed)
+    assert any(k.startswith("discriminator.") for k in changed)
+
+
+def test_bad_inputs_are_one_clear_line(data, tmp_path, capsys):
+    def run(*args):
+        code = cli_main(["train", *args])
+        err = capsys.readouterr().err.strip()
+        return code, err
+
+    code, err = run("--config", "tiny", "--data", str(tmp_path / "nope"), "--out",
+                    str(tmp_path / "r"))
+    assert code == 2 and "no such dataset folder" in err and "\n" not in err
+    code, err = run("--config", "tinny", "--data", str(data), "--out", str(tmp_path / "r"))
+    assert code == 2 and "no configuration named 'tinny'" in err and "\n" not in err
+    bad = _config(tmp_path, "bad", model={"capcity": 3})
+    code, err = run("--config", bad, "--data", str(data), "--out", str(tmp_path / "r"))
+    assert code == 2 and "unknown key 'model.capcity'" in err and "\n" not in err
+    other_rate = write_dataset(tmp_path / "d22", _sines(6, 4096, 1), 22050,
+                               [f"x{i}" for i in range(6)])
+    code, err = run("--config", "tiny", "--data", str(other_rate), "--out", str(tmp_path / "r"))
+    assert code == 2 and "22050 Hz" in err and "--sr 16000" in err and "\n" not in err
+    code, err = run("--config", "tiny", "--data", str(data), "--out", str(tmp_path / "r"),
+                    "--resume")
+    assert code == 2 and "nothing to resume" in err
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(data, tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-m", "neurorave.firmware.cli", "train", "--config", "tiny",
+         "--data", str(data), "--out", str(run), "--steps", "4", "--devices", "2"],
+        capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size: 2" in proc.stderr + proc.stdout or "GLOBAL_RANK: 1" in proc.stderr
+    state = torch.load(run / "weights" / "last.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def _fader_accuracy(data, tmp_path, weight: float) -> float:
+    variant = "frave" if weight > 0 else "crave"
+    config = tmp_path / f"fader-{variant}.toml"
+    config.write_text(f'''extends = "tiny"
+variant = "{variant}"
+[model]
+attributes = ["rms"]
+latent_size = 8
+[fader]
+weight = {weight}
+delay = 0
+ramp = 1
+hidden = 64
+layers = 3
+learning_rate = 1e-2
+[training]
+batch_size = 8
+learning_rate = 3e-3
+kl_beta = 0.0
+adversarial_start = 100000
+checkpoint_every = 1000
+''')
+    rec = Recorder()
+    train(str(config), str(data), str(tmp_path / variant), steps=STEPS, progress=False,
+          callbacks=[rec])
+    return float(np.mean([m["latent/accuracy"] for m in rec.metrics[-STEPS // 4:]]))
+
+
+@pytest.mark.slow
+def test_fader_penalty_drives_latent_accuracy_toward_chance(tmp_path):
+    """rms is plainly in z (amplitude scales the encoder's features); chance is 1/16."""
+    rng = np.random.default_rng(1)
+    t = np.arange(4096) / SR
+    chunks = np.array([rng.uniform(0.05, 1.0) * np.sin(2 * np.pi * rng.uniform(200, 1000) * t)
+                       for _ in range(64)], dtype=np.float32)
+    data = write_dataset(tmp_path / "amps", chunks, SR, [f"a{i}" for i in range(64)])
+    kept = _fader_accuracy(data, tmp_path, 0.0)
+    removed = _fader_accuracy(data, tmp_path, 5.0)
+    assert kept > 0.15, kept
+    assert removed < 0.12 and removed < kept - 0.07, (kept, removed)
