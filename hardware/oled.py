@@ -6,6 +6,11 @@ class; rotation comes from the board file. `open_virtual_oled(config)` is luma.c
 `dummy` device, which keeps the last frame: the same preprocessing (rotation, mode)
 as the real display, no wires. Both are wrapped in `LumaDisplay`, the Display
 interface: `size`, `show(image)`, `frame()`, `close()`.
+
+Rotation is done here, not by luma: luma.oled 3.14, the last release for Python 3.8
+(JetPack), packs SH1106 frames wrongly when rotated a quarter turn (it strides rows by
+the rotated width); the SH1106 model in the tests caught it. luma gets rotate=0 and
+an image already turned to the glass's orientation, the same way luma would turn it.
 """
 from __future__ import annotations
 
@@ -18,10 +23,12 @@ from neurorave.hardware.i2c import I2CBus
 
 
 class LumaDisplay:
-    def __init__(self, device: Any, part: str = "OLED") -> None:
+    def __init__(self, device: Any, part: str = "OLED", rotate: int = 0) -> None:
         self.device = device
         self.part = part
-        self.size: Tuple[int, int] = (int(device.size[0]), int(device.size[1]))
+        self.rotate = rotate
+        width, height = int(device.size[0]), int(device.size[1])
+        self.size: Tuple[int, int] = (height, width) if rotate % 2 else (width, height)
         self._listeners: List[Callable[[Any], None]] = []
         self._last: Optional[Any] = None
         self._lock = threading.Lock()
@@ -35,8 +42,12 @@ class LumaDisplay:
             raise ValueError(f"{self.part}: image is {image.size}, the display is {self.size}")
         if image.mode != self.device.mode:
             image = image.convert(self.device.mode)
+        glass = image
+        if self.rotate:
+            # Quarter turns clockwise, as luma's rotate=N would do.
+            glass = image.rotate(-90 * self.rotate, expand=True)
         with self._lock:
-            self.device.display(image)
+            self.device.display(glass)
             self._last = image.copy()
         for listener in self._listeners:
             listener(self._last)
@@ -59,12 +70,12 @@ def open_oled(bus: I2CBus, config: DisplayConfig) -> LumaDisplay:
     bus.name(config.address, part)
     serial = i2c(bus=bus, address=config.address)
     chip = {"ssd1306": ssd1306, "sh1106": sh1106}[config.chip]
-    device = chip(serial, width=config.width, height=config.height, rotate=config.rotate)
-    return LumaDisplay(device, part)
+    device = chip(serial, width=config.width, height=config.height, rotate=0)
+    return LumaDisplay(device, part, config.rotate)
 
 
 def open_virtual_oled(config: DisplayConfig) -> LumaDisplay:
     from luma.core.device import dummy
 
-    device = dummy(width=config.width, height=config.height, rotate=config.rotate, mode="1")
-    return LumaDisplay(device, "OLED (virtual)")
+    device = dummy(width=config.width, height=config.height, rotate=0, mode="1")
+    return LumaDisplay(device, "OLED (virtual)", config.rotate)

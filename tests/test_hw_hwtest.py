@@ -15,10 +15,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationW
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "hw_test_pattern.png")
 
 
-def _run(bench, seconds=0.0, gpio=None):
+def _run(bench, seconds=0.0, gpio=None, colour_s=0.0):
     out = io.StringIO()
     test = HwTest(bench.board, bench.bus, gpio or bench.gpio, out, bench.stimulate,
-                  colour_s=0.0)
+                  colour_s=colour_s)
     status = test.run(seconds)
     return status, out.getvalue().splitlines(), test
 
@@ -50,7 +50,7 @@ def test_oled_shows_the_reference_test_pattern_through_luma():
 
 def test_every_led_colour_reaches_the_pins():
     bench = SimBench(load_board("sim"))
-    status, _, _ = _run(bench)
+    status, _, _ = _run(bench, colour_s=0.03)     # long enough for the LED thread
     assert status == 0
     led = bench.board.led
     seen = set()

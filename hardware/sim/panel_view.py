@@ -56,7 +56,7 @@ def _font() -> Any:
 def render(panel: Any, selected_cv: Optional[int] = 0, now: Optional[float] = None) -> Any:
     """An RGB image of the panel's current state (virtual panel only)."""
     frame = panel.display.frame()
-    size = panel.display.device.size if frame is None else frame.size
+    size = panel.display.size
     lay = layout(len(panel.cvs.names), len(panel.gates.names), size)
     image = Image.new("RGB", lay.size, BACKGROUND)
     draw = ImageDraw.Draw(image)
