@@ -88,20 +88,20 @@ def _yin(frames: torch.Tensor, sr: int) -> Tuple[torch.Tensor, torch.Tensor]:
     diff = (energy[..., :1] + energy - 2.0 * corr).clamp_min(0.0)
     power = energy[..., 0] / w
 
-    lags = torch.arange(diff.shape[-1], dtype=diff.dtype, device=diff.device)
-    running = torch.cumsum(diff[..., 1:], dim=-1)
+    lo, hi = tau_min - 1, tau_max + 2
+    running = torch.cumsum(diff[..., 1:hi], dim=-1)[..., lo - 1:]
     ok = running > 1e-12 * diff[..., :1].clamp_min(1e-30)
-    tail = torch.where(ok, diff[..., 1:] * lags[1:] / torch.where(ok, running,
-                                                                  torch.ones_like(running)),
-                       torch.ones_like(running))
-    norm = torch.cat([torch.ones_like(diff[..., :1]), tail], dim=-1)
-    d = norm[..., tau_min - 1:tau_max + 2]
+    lags = torch.arange(lo, hi, dtype=diff.dtype, device=diff.device)
+    d = torch.where(ok, diff[..., lo:hi] * lags / torch.where(ok, running,
+                                                              torch.ones_like(running)),
+                    torch.ones_like(running))
     prev, mid, nxt = d[..., :-2], d[..., 1:-1], d[..., 2:]
     curv = prev - 2.0 * mid + nxt
+    half_slope = 0.5 * (prev - nxt)
     good = curv > 1e-12
-    shift = torch.where(good, 0.5 * (prev - nxt) / torch.where(good, curv, torch.ones_like(curv)),
+    shift = torch.where(good, half_slope / torch.where(good, curv, torch.ones_like(curv)),
                         torch.zeros_like(curv)).clamp(-1.0, 1.0)
-    lowest = torch.where(good, mid - 0.25 * (prev - nxt) * shift, mid)
+    lowest = mid - 0.5 * half_slope * shift
     trough = (mid <= prev) & (mid <= nxt)
     below = trough & (lowest < core.YIN_THRESHOLD)
     has = below.any(-1)
