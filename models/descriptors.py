@@ -19,7 +19,8 @@ Formulas (cited per function below):
   band-weighted specific loudness times the share of loudness below 280 Hz.
 - f0 (Hz) and voicing in [0, 1]: YIN, de Cheveigne & Kawahara, JASA 111(4), 2002
   (difference function, cumulative-mean normalisation, absolute threshold, parabolic
-  interpolation). Voicing is 1 - d'(T) at the chosen period T. Frames whose voicing is
+  interpolation), searched from F0_MIN_HZ (or sr / (n_fft / 2) if higher: 31.25 Hz at
+  16 kHz) to F0_MAX_HZ. Voicing is 1 - d'(T) at the chosen period T. Frames whose voicing is
   below VOICED (or that are silent) hold the f0 of the nearest earlier voiced frame (the
   first voiced frame for leading ones), so the curve a 1 V/oct CV drives has no jumps to
   zero; a clip without any voiced frame has f0 = 0 throughout.
@@ -51,8 +52,10 @@ UNITS: Dict[str, str] = {
 MIN_HOP = 32
 # Analysis window: about 64 ms (a power of two), and at least two hops long.
 WINDOW_SECONDS = 0.064
-# YIN settings: absolute threshold on d' (paper: 0.1) and the highest f0 searched.
+# YIN settings: absolute threshold on d' (paper: 0.1) and the f0 range searched (the
+# lowest f0 is also limited by the window: sr / (n_fft / 2), 31.25 Hz at 16 kHz).
 YIN_THRESHOLD = 0.1
+F0_MIN_HZ = 30.0
 F0_MAX_HZ = 2200.0
 # Voicing at or above this counts as a voiced frame for the f0 hold.
 VOICED = 0.7
@@ -190,7 +193,7 @@ def hann(n: int) -> np.ndarray:
 
 def yin_lags(sr: int, n_fft: int) -> Tuple[int, int]:
     """Smallest and largest period (samples) searched; the YIN window is n_fft // 2."""
-    tau_max = n_fft // 2 - 1
+    tau_max = min(n_fft // 2 - 1, int(np.ceil(sr / F0_MIN_HZ)))
     tau_min = max(2, int(np.floor(sr / F0_MAX_HZ)))
     return tau_min, tau_max
 
