@@ -87,9 +87,13 @@ def test_headless_test_pattern_matches_the_reference(panel, tmp_path):
 
 
 def test_headless_gif_and_panel_view(panel, tmp_path):
-    recorder = FrameRecorder(panel.display)
+    recorder = FrameRecorder(panel.display, max_frames=3)
     for i in range(3):
         panel.display.show(make_test_pattern().rotate(180 * i))
+        panel.display.show(make_test_pattern().rotate(180 * i))     # unchanged: not kept
+    panel.display.show(make_test_pattern().rotate(90 * 2 + 1))      # beyond max_frames
+    panel.display.show(make_test_pattern())                          # the panel view's frame
+    assert len(recorder.frames) == 3 and recorder.dropped == 2
     gif = str(tmp_path / "frames.gif")
     assert recorder.save(gif) == [gif]
     with Image.open(gif) as animation:

@@ -1,9 +1,9 @@
 """The headless virtual panel: play a patch and keep the OLED frames as PNG or GIF.
 
-`FrameRecorder(display)` keeps every frame shown on a (virtual) display with its
-time; `save(out)` writes one animated GIF when `out` ends in .gif, else a folder of
-numbered PNGs (frame-00000.png...). `save_panel(panel, path)` writes the whole front
-panel as one PNG.
+`FrameRecorder(display)` keeps every new frame shown on a (virtual) display with its
+time (a frame equal to the previous one is not kept again); `save(out)` writes one
+animated GIF when `out` ends in .gif, else a folder of numbered PNGs
+(frame-00000.png...). `save_panel(panel, path)` writes the whole front panel as one PNG.
 
 Run on its own, it shows the input monitor screen while a patch plays:
 
@@ -21,12 +21,25 @@ from neurorave.hardware.interfaces import EncoderStep
 
 
 class FrameRecorder:
-    def __init__(self, display: Any) -> None:
+    """Keeps frames that differ from the one before, at most `max_frames` of them
+    (a long headless run must not fill the memory; `dropped` counts the rest)."""
+
+    def __init__(self, display: Any, max_frames: int = 10000) -> None:
         self.frames: List[Tuple[float, Any]] = []
+        self.max_frames = max_frames
+        self.dropped = 0
+        self._last_bytes: Optional[bytes] = None
         self._start = time.monotonic()
         display.add_listener(self._on_frame)
 
     def _on_frame(self, image: Any) -> None:
+        data = image.tobytes()
+        if data == self._last_bytes:
+            return
+        self._last_bytes = data
+        if len(self.frames) >= self.max_frames:
+            self.dropped += 1
+            return
         self.frames.append((time.monotonic() - self._start, image.copy()))
 
     def save(self, out: str) -> List[str]:
