@@ -5,8 +5,8 @@ display) and its virtual twin implement the same interface, so the daemon never
 knows which board it runs on (DESIGN.md rule 1: chips and pins, nothing musical).
 
     panel = open_panel(load_board("sim"))      # neurorave.hardware.panel
-    panel.cvs.read_volts()        -> [panel volts per CV]      (blocks ~5 ms on the ADC:
-    CvSampler(panel.cvs).latest() -> the newest reading, never blocks (cv_sampler.py)
+    panel.cvs.read_volts()        -> [panel volts per CV]  (blocks ~5 ms on the real ADC)
+    CvSampler(panel.cvs).latest() -> the newest reading; never blocks (cv_sampler.py)
     panel.gates.levels()          -> [True if the gate is high at the jack]
     panel.events                  -> EventQueue of GateEdge / EncoderStep / ButtonPress
     panel.led.set_colour("cyan"); panel.led.blink("red", on_s=0.1, off_s=0.1, count=3)

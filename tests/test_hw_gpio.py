@@ -116,25 +116,35 @@ def test_encoder_switch_gestures():
         encoder.close()
 
 
+def _eventually(condition, timeout=1.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 def test_led_colours_blink_and_active_low():
     gpio = _gpio()
     led = GpioLed(gpio, LedConfig(32, 33, 37, False, False, 1000.0))
+
+    def shown():
+        return (gpio.level(32), gpio.level(33), gpio.level(37))
     try:
         led.set_colour("yellow")
-        time.sleep(0.02)
-        assert (gpio.level(32), gpio.level(33), gpio.level(37)) == (1, 1, 0)
-        led.blink("blue", on_s=0.03, off_s=0.03, count=2)
-        time.sleep(0.01)
-        assert (gpio.level(32), gpio.level(33), gpio.level(37)) == (0, 0, 1)
-        time.sleep(0.2)                     # two blinks done: yellow again
-        assert (gpio.level(32), gpio.level(33), gpio.level(37)) == (1, 1, 0)
+        assert _eventually(lambda: shown() == (1, 1, 0))
+        led.blink("blue", on_s=0.06, off_s=0.06, count=2)
+        assert _eventually(lambda: shown() == (0, 0, 1))
+        time.sleep(0.3)                     # two blinks done: yellow again
+        assert shown() == (1, 1, 0)
         blue_on = [lvl for pin, lvl in gpio.history if pin == 37]
         assert blue_on.count(1) == 2
         with pytest.raises(ValueError, match="unknown colour"):
             led.set_colour("purple")
     finally:
         led.close()
-    assert (gpio.level(32), gpio.level(33), gpio.level(37)) == (0, 0, 0)
+    assert shown() == (0, 0, 0)
 
 
 def test_led_active_low_and_pwm_where_the_pins_have_it():
@@ -142,7 +152,7 @@ def test_led_active_low_and_pwm_where_the_pins_have_it():
     led = GpioLed(gpio, LedConfig(32, 33, 37, True, True, 500.0))
     try:
         led.set_colour((0.25, 1.0, 1.0))
-        time.sleep(0.02)
+        assert _eventually(lambda: gpio.pwms[32].duty == pytest.approx(75.0))
         # Active low: 25 % red is 75 % duty low-time; blue (pin 37, no PWM) is on = low.
         assert gpio.pwms[32].duty == pytest.approx(75.0)
         assert gpio.pwms[33].duty == pytest.approx(0.0)
