@@ -85,9 +85,18 @@ class I2CBus:
                                                                      list(data)))
 
     def probe(self, address: int) -> bool:
-        """Is a device acknowledging at `address`? (A one-byte read, like i2cdetect -r.)"""
+        """Is a device acknowledging at `address`? Probed as i2cdetect does by default:
+        a quick write, except a one-byte read where EEPROMs live (0x30-0x37, 0x50-0x5F),
+        which a quick write could corrupt. Display controllers are write-mostly parts, so a
+        write is the safer question to ask them."""
+        if 0x30 <= address <= 0x37 or 0x50 <= address <= 0x5F:
+            def action() -> Any:
+                return self._smbus.read_byte(address)
+        else:
+            def action() -> Any:
+                return self._smbus.write_quick(address)
         try:
-            self._run(address, lambda: self._smbus.read_byte(address))
+            self._run(address, action)
         except I2CError as exc:
             if exc.errno in (errno_codes.EREMOTEIO, errno_codes.ENXIO):
                 return False

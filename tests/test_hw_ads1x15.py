@@ -142,3 +142,11 @@ def test_wrong_address_is_reported_and_scan_lists_present_chips():
     adc = Ads1x15(bus, AdcConfig("ads1115", 0x49, 860, 4.096))
     with pytest.raises(I2CError, match="0x49"):
         adc.read_volts(0)
+
+
+def test_scan_probes_like_i2cdetect():
+    sim = SimI2CBus({0x48: Ads1x15Chip(), 0x50: Ads1x15Chip()})
+    assert I2CBus(sim).scan() == [0x48, 0x50]
+    # A quick write (address only) at 0x48; a one-byte read in the EEPROM range.
+    assert (0x48, "w", ()) in sim.log and (0x50, "r", (0x00,)) in sim.log
+    assert not any(a == 0x48 and kind == "r" for a, kind, _ in sim.log)

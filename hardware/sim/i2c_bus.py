@@ -85,6 +85,10 @@ class SimI2CBus:
     def read_i2c_block_data(self, address: int, register: int, length: int) -> List[int]:
         return self._read(address, register, length)
 
+    def write_quick(self, address: int) -> None:
+        """Address only, no data: does anyone acknowledge?"""
+        self._write(address, [])
+
     def read_byte(self, address: int) -> int:
         return self._read(address, None, 1)[0]
 

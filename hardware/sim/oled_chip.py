@@ -68,7 +68,8 @@ class OledChip:
                 self._command_byte(byte)
 
     def read(self, length: int) -> List[int]:
-        # Status byte: bit 6 set while the display is off.
+        # Status byte (SH1106 datasheet): bit 6 set while the display is off. The
+        # drivers never read; hwtest probes with a quick write.
         return [0x00 if self.display_on else 0x40] * length
 
     # --- commands ------------------------------------------------------------------
