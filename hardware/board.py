@@ -25,7 +25,7 @@ and the key. Schema (all tables required; see hardware/boards/*.toml):
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple
 
 from neurorave.hardware.errors import BoardError
 from neurorave.hardware.toml_reader import Table, load_toml
@@ -247,8 +247,3 @@ def parse_board(data: Dict, source: str) -> Board:
         raise disp.fail(disp.key("address"), "collides with the ADC's address")
     top.finish()
     return Board(name, virtual, source, bus, adc, cvs, gates, encoder, led, display)
-
-
-def find_board_for(board: Optional[str]) -> Board:
-    """`--board` value (None means the virtual board) to a Board."""
-    return load_board(board or "sim")

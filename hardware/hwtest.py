@@ -61,7 +61,7 @@ class HwTest:
         try:
             action()
         except (HardwareError, Failed) as exc:
-            self.say(f"  FAIL  {name}: {exc}")
+            self.say(f"  FAIL  {exc}")   # the message names the part
             self.failures.append(str(exc))
             return False
         return True
