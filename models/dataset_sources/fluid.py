@@ -31,13 +31,13 @@ def check_fluidsynth() -> None:
                         f"{SOUNDFONT_ENV})")
 
 
-def render(track: MidiTrack, seconds: float, sr: int) -> np.ndarray:
+def render(track: MidiTrack, seconds: float, sr: int, gain: float = GAIN) -> np.ndarray:
     """Mono float32 audio of `seconds` (exact length) rendered from `track`, dry (no
     reverb or chorus, so that notes stay in their slots)."""
     with tempfile.TemporaryDirectory(prefix="neurorave-fluid-") as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         track.write(mid, seconds)
-        cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(GAIN),
+        cmd = ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain),
                "-r", str(sr), "-F", str(wav), "-O", "float", "-T", "wav",
                str(soundfont()), str(mid)]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -52,6 +52,8 @@ RHYTHMS: Dict[str, str] = {
     "malfuf": "D..T..T.",
 }
 PATTERNS_PER_KIT = 40
+# FluidSynth gain: the loudest chunk of the default set peaks at about 0.65.
+GAIN = 0.6
 
 Item = Tuple[int, str, int]  # kit program, kind ("hit"/"pattern"), key note or pattern index
 
@@ -123,6 +125,6 @@ def render_kit(items: Sequence[Item], sr: int) -> UnitResult:
             meta = _pattern(track, start, slot, kit, n)
         track.silence((i + 1) * slot - 0.002, DRUM_CHANNEL)
         metas.append(dict(meta, kit=kit, kit_name=kit_name, kind=kind))
-    audio = fluid.render(track, len(items) * slot, sr)
+    audio = fluid.render(track, len(items) * slot, sr, gain=GAIN)
     return UnitResult([Piece(item_id(it), fit(audio[i * chunk:(i + 1) * chunk], chunk), metas[i])
                        for i, it in enumerate(items)])
