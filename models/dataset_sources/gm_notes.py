@@ -5,8 +5,8 @@ as NSynth's 4 s notes are; the notes of one program render in one FluidSynth pas
 dry, with an all-sound-off at the end of each slot so no tail bleeds into the next.
 Every pitch in a program's playable range is rendered at one velocity, and every other
 pitch at a second one (velocities cycle through 50 / 85 / 120), which gives 2234 notes,
-about 2.5 hours of audio. `--limit N` keeps N notes drawn evenly (a fixed shuffle) from
-all programs.
+about 2.5 hours of audio. The split goes by program and pitch (`note_id`). `--limit N`
+keeps N notes drawn evenly (a fixed shuffle) from all programs.
 """
 from __future__ import annotations
 
@@ -72,8 +72,10 @@ def all_notes() -> List[Note]:
 
 
 def note_id(note: Note) -> str:
-    program, pitch, velocity = note
-    return f"gm-notes/p{program:03d}-n{pitch:03d}-v{velocity:03d}"
+    """The source of a note: program and pitch. Both velocities of a pitch are the same
+    sample played louder or softer, so they share a split."""
+    program, pitch, _ = note
+    return f"gm-notes/p{program:03d}-n{pitch:03d}"
 
 
 def units(sr: int, limit=None) -> List[Unit]:
