@@ -1,0 +1,256 @@
+"""The PortAudio output: a callback that only copies from the ring, kept alive by a keeper.
+
+Where it plugs in: the daemon makes one `AudioRing`, gives it to the voice thread (the
+producer) and to `AudioOutput` (the consumer), calls `start()` once and `stop()` at
+exit; the scheduler reads `underflows`, `state` and `last_error` for the stats file and
+the system-info screen. `--audio-device NAME` is passed as `device` (sounddevice's
+rules: an index, or a substring of "device name, host API name").
+
+The callback copies one block from the ring into the output and counts underflows
+(PortAudio's output-underflow flag and ring shortfalls). It never allocates a buffer,
+locks, logs or waits.
+
+A keeper thread owns every other PortAudio call, so nothing here raises into the
+caller or blocks it:
+- opening: the named device is looked up and opened; when that fails (absent, busy,
+  server down) it retries with exponential backoff, re-scanning the device list;
+- watching: a stream whose callback stops being called for `stall_timeout_s`, or that
+  PortAudio finishes on its own, is lost: it is closed (in a helper thread with a time
+  limit, since some host APIs hang closing a dead device) and reopened as above.
+
+PortAudio 19.6's JACK host API asserts (aborting the process) when it is terminated
+after its server died, so the device list is only re-scanned while no JACK host API
+is loaded. Through ALSA (the module's path, and JACK reached through ALSA's `jack`
+plugin) a lost device is reopened without a re-scan.
+"""
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+import sounddevice as sd
+from neurorave.firmware.ring import AudioRing
+
+log = logging.getLogger("neurorave.audio")
+
+STATE_STOPPED = "stopped"
+STATE_OPENING = "opening"
+STATE_PLAYING = "playing"
+STATE_RETRYING = "retrying"
+
+
+def jack_host_api_loaded() -> bool:
+    try:
+        return any("JACK" in api["name"] for api in sd.query_hostapis())
+    except Exception:  # noqa: BLE001 - PortAudio not initialised: nothing loaded
+        return False
+
+
+def rescan_devices() -> bool:
+    """Re-initialise PortAudio so devices that appeared since start are seen.
+
+    Refused (False) while a JACK host API is loaded: see the module docstring.
+    """
+    if jack_host_api_loaded():
+        return False
+    sd._terminate()
+    sd._initialize()
+    return True
+
+
+class AudioOutput:
+    def __init__(self, ring: AudioRing, samplerate: int = 48000,
+                 device: Optional[Union[str, int]] = None, channels: int = 1,
+                 blocksize: int = 256, latency: Union[str, float] = "low",
+                 stall_timeout_s: float = 0.5, retry_min_s: float = 0.1,
+                 retry_max_s: float = 2.0, close_timeout_s: float = 2.0,
+                 on_event: Optional[Callable[[str], None]] = None):
+        self.ring = ring
+        self.samplerate = int(samplerate)
+        self.device = device
+        self.channels = int(channels)
+        self.blocksize = int(blocksize)
+        self.latency = latency
+        self.stall_timeout_s = stall_timeout_s
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.close_timeout_s = close_timeout_s
+        self._on_event = on_event
+        # Written by the callback only.
+        self.callbacks = 0
+        self.frames_played = 0
+        self.status_underflows = 0
+        self._drop_queued = False
+        # Written by the keeper only.
+        self.state = STATE_STOPPED
+        self.opens = 0
+        self.losses = 0
+        self.failed_opens = 0
+        self.abandoned_closes = 0
+        self.last_error = ""
+        self.device_name = ""
+        self._stream: Optional[sd.OutputStream] = None
+        self._finished = threading.Event()
+        self._stopping = threading.Event()
+        self._playing = threading.Event()
+        self._keeper: Optional[threading.Thread] = None
+
+    # ---- the real-time part ----------------------------------------------------------
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any,
+                  status: sd.CallbackFlags) -> None:
+        if status.output_underflow:
+            self.status_underflows += 1
+        if self._drop_queued:
+            # A new stream starts from fresh audio, not what queued while the device was gone.
+            self._drop_queued = False
+            self.ring.drop_all()
+        self.ring.read_into(outdata[:, 0])
+        if self.channels > 1:
+            outdata[:, 1:] = outdata[:, :1]
+        self.callbacks += 1
+        self.frames_played += frames
+
+    def _stream_finished(self) -> None:
+        self._finished.set()
+
+    # ---- the caller's side -------------------------------------------------------------
+    @property
+    def underflows(self) -> int:
+        """Every underflow seen: PortAudio's flag and ring shortfalls."""
+        return self.status_underflows + self.ring.underflows
+
+    def start(self) -> None:
+        """Start playing as soon as the device can be opened; returns at once."""
+        if self._keeper is not None and self._keeper.is_alive():
+            return
+        self._stopping.clear()
+        self._keeper = threading.Thread(target=self._keep, name="audio-keeper", daemon=True)
+        self._keeper.start()
+
+    def wait_playing(self, timeout: Optional[float] = None) -> bool:
+        return self._playing.wait(timeout)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Close the stream and end the keeper, within about `timeout` seconds."""
+        self._stopping.set()
+        keeper = self._keeper
+        if keeper is not None:
+            keeper.join(timeout)
+        self._keeper = None
+
+    def status(self) -> Dict[str, Any]:
+        """A summary for the stats file and the system-info screen."""
+        return {"state": self.state, "device": self.device_name, "underflows": self.underflows,
+                "callbacks": self.callbacks, "frames_played": self.frames_played,
+                "opens": self.opens, "losses": self.losses, "last_error": self.last_error}
+
+    # ---- the keeper --------------------------------------------------------------------
+    def _event(self, text: str) -> None:
+        log.info("%s", text)
+        if self._on_event is not None:
+            try:
+                self._on_event(text)
+            except Exception:  # noqa: BLE001 - a reporting hook must not stop the audio
+                log.exception("audio event hook failed")
+
+    def _keep(self) -> None:
+        delay = self.retry_min_s
+        self.state = STATE_OPENING
+        try:
+            while not self._stopping.is_set():
+                if self._open():
+                    delay = self.retry_min_s
+                    self._watch()
+                    self._close()
+                    self.state = STATE_RETRYING
+                    continue
+                self.state = STATE_RETRYING
+                if self._stopping.wait(delay):
+                    break
+                delay = min(delay * 2.0, self.retry_max_s)
+        finally:
+            self._close()
+            self.state = STATE_STOPPED
+
+    def _resolve_device(self) -> Dict[str, Any]:
+        try:
+            return dict(sd.query_devices(self.device, "output"))
+        except ValueError:
+            # Not in the list PortAudio made at start: maybe it appeared since.
+            if rescan_devices():
+                return dict(sd.query_devices(self.device, "output"))
+            raise
+
+    def _open(self) -> bool:
+        try:
+            info = self._resolve_device()
+            self._finished.clear()
+            stream = sd.OutputStream(samplerate=self.samplerate, blocksize=self.blocksize,
+                                     device=info["index"], channels=self.channels,
+                                     dtype="float32", latency=self.latency,
+                                     callback=self._callback,
+                                     finished_callback=self._stream_finished)
+            self._drop_queued = self.opens > 0
+            stream.start()
+        except Exception as exc:  # noqa: BLE001 - absent, busy, server down: retry later
+            self.failed_opens += 1
+            message = f"audio device {self.device or 'default'}: {exc}"
+            if message != self.last_error:
+                self._event(message)
+            self.last_error = message
+            self._playing.clear()
+            return False
+        self._stream = stream
+        self.device_name = str(info["name"])
+        self.opens += 1
+        self.last_error = ""
+        self.state = STATE_PLAYING
+        self._playing.set()
+        self._event(f"audio playing on {self.device_name} ({self.samplerate} Hz, "
+                    f"{self.blocksize} frames)")
+        return True
+
+    def _watch(self) -> None:
+        """Return when the stream is lost or a stop is asked for."""
+        seen = self.callbacks
+        last_progress = time.monotonic()
+        # The first callback may take a while (device start-up), the later ones may not.
+        allowance = max(self.stall_timeout_s, 1.0)
+        while not self._stopping.wait(0.05):
+            now = time.monotonic()
+            if self.callbacks != seen:
+                seen = self.callbacks
+                last_progress = now
+                allowance = self.stall_timeout_s
+            reason = ""
+            if self._finished.is_set():
+                reason = "stream finished"
+            elif now - last_progress > allowance:
+                reason = f"no callback for {now - last_progress:.1f} s"
+            if reason:
+                self.losses += 1
+                self.last_error = f"audio device lost ({reason})"
+                self._event(self.last_error)
+                self._playing.clear()
+                return
+
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        closer = threading.Thread(target=self._close_quietly, args=(stream,),
+                                  name="audio-close", daemon=True)
+        closer.start()
+        closer.join(self.close_timeout_s)
+        if closer.is_alive():
+            # The host API hung on a dead device; leave that stream behind and go on.
+            self.abandoned_closes += 1
+            self._event("audio device did not close; abandoned it")
+
+    @staticmethod
+    def _close_quietly(stream: sd.OutputStream) -> None:
+        try:
+            stream.close(ignore_errors=True)
+        except Exception:  # noqa: BLE001 - a dead device may fail to close; nothing to save
+            log.debug("closing a lost stream failed", exc_info=True)

@@ -1,0 +1,258 @@
+"""Control mapping at the latent frame rate: panel volts and gate 2 -> what the voice plays.
+
+Where it plugs in: the voice thread calls `ControlMapper.step()` once per latent frame
+with the newest calibrated-or-raw panel volts the scheduler polled (four CVs) and the
+gate 2 state since the previous frame; it feeds `ControlSnapshot.latent0` to the
+prior (latent dimension 0) and `ControlSnapshot.attributes` (each in its attribute's
+own range and unit) to the decoder. Pure logic: no I/O, deterministic with a seed.
+
+Musical model (after the research module):
+- CV1 drives latent dimension 0 (-5..+5 V -> -latent_span..+latent_span);
+- the macro gives every attribute a home position; gate 2 moves all homes together
+  with a glide, to a random point, to the next stored snapshot, or to where CV4 points
+  (track and hold: while gate 2 is high the homes follow CV4);
+- CV2..CV4 each slide one assigned attribute around its home (bipolar: 0 V leaves it
+  at home, +-5 V moves it by half its range), clipped to the player's range;
+- in pitch mode the CV assigned to the f0 attribute reads 1 V/oct through the pitch
+  calibration instead;
+- every control is smoothed by a one-pole filter at the frame rate (f0 in semitones).
+"""
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration
+
+CV_COUNT = 4
+CV_SPAN_V = 5.0  # a CV's full swing on each side of 0 V (Eurorack +-5 V)
+MACRO_MODES = ("random", "snapshot", "follow_cv4")
+ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
+F0_NAMES = ("f0", "pitch")
+
+
+def one_pole_coefficient(time_constant_s: float, frame_rate_hz: float) -> float:
+    """The per-frame step of a one-pole low-pass with this time constant (1 = no smoothing)."""
+    if time_constant_s <= 0:
+        return 1.0
+    return 1.0 - math.exp(-1.0 / (time_constant_s * frame_rate_hz))
+
+
+class AttributeRange:
+    """A model attribute (name, range, unit); `Bundle.attributes` items fit as they are."""
+
+    def __init__(self, name: str, minimum: float, maximum: float, unit: str = ""):
+        if not maximum > minimum:
+            raise ValueError(f"attribute {name}: empty range {minimum}..{maximum}")
+        self.name = name
+        self.min = float(minimum)
+        self.max = float(maximum)
+        self.unit = unit
+
+    @classmethod
+    def of(cls, attribute: Any) -> "AttributeRange":
+        return cls(attribute.name, attribute.min, attribute.max, getattr(attribute, "unit", ""))
+
+
+class ControlSettings:
+    """The player's control choices (a view of the settings file's data)."""
+
+    def __init__(self, cv_assign: Optional[Dict[str, Optional[int]]] = None,
+                 attribute_ranges: Optional[Dict[str, Sequence[float]]] = None,
+                 macro_mode: str = "random", macro_glide_s: float = 0.25,
+                 snapshots: Optional[List[Sequence[float]]] = None,
+                 pitch_mode: bool = False, base_hz: float = DEFAULT_BASE_HZ,
+                 latent_span: float = 2.0, smoothing_s: float = 0.03):
+        if macro_mode not in MACRO_MODES:
+            raise ValueError(f"macro mode must be one of {', '.join(MACRO_MODES)}")
+        self.cv_assign: Dict[str, Optional[int]] = dict(
+            cv_assign if cv_assign is not None else {"cv2": 0, "cv3": 1, "cv4": 2})
+        self.attribute_ranges = {k: (float(v[0]), float(v[1]))
+                                 for k, v in (attribute_ranges or {}).items()}
+        self.macro_mode = macro_mode
+        self.macro_glide_s = float(macro_glide_s)
+        self.snapshots = [list(map(float, s)) for s in (snapshots or [])]
+        self.pitch_mode = bool(pitch_mode)
+        self.base_hz = float(base_hz)
+        self.latent_span = float(latent_span)
+        self.smoothing_s = float(smoothing_s)
+
+    @classmethod
+    def from_settings(cls, data: Dict[str, Any]) -> "ControlSettings":
+        return cls(cv_assign=data.get("cv_assign"), attribute_ranges=data.get("attribute_ranges"),
+                   macro_mode=data.get("macro_mode", "random"),
+                   macro_glide_s=data.get("macro_glide_s", 0.25),
+                   snapshots=data.get("snapshots"), pitch_mode=data.get("pitch_mode", False))
+
+
+class ControlSnapshot:
+    """What the voice plays for one latent frame. Treated as immutable once made."""
+
+    __slots__ = ("frame", "latent0", "attributes", "f0_hz", "macro")
+
+    def __init__(self, frame: int, latent0: float, attributes: np.ndarray,
+                 f0_hz: Optional[float], macro: np.ndarray):
+        self.frame = frame
+        self.latent0 = latent0
+        self.attributes = attributes  # one value per model attribute, in its unit
+        self.f0_hz = f0_hz  # set in pitch mode when the model has an f0 attribute
+        self.macro = macro  # macro home per attribute, fraction 0..1 of the player's range
+
+
+class ControlMapper:
+    def __init__(self, attributes: Sequence[Any], frame_rate_hz: float,
+                 settings: Optional[ControlSettings] = None,
+                 calibration: Optional[CVCalibration] = None, seed: int = 0):
+        if frame_rate_hz <= 0:
+            raise ValueError("frame rate must be positive")
+        self.attributes = [a if isinstance(a, AttributeRange) else AttributeRange.of(a)
+                           for a in attributes]
+        self.frame_rate_hz = float(frame_rate_hz)
+        self.calibration = calibration or CVCalibration()
+        self._seed = seed
+        self.configure(settings or ControlSettings())
+        self.reset()
+
+    # ---- configuration -------------------------------------------------------------
+    def configure(self, settings: ControlSettings) -> None:
+        """Take new settings (menu change); the current positions carry on smoothly."""
+        self.settings = settings
+        n = len(self.attributes)
+        self._model_min = np.array([a.min for a in self.attributes], dtype=np.float64)
+        self._model_span = np.array([a.max - a.min for a in self.attributes], dtype=np.float64)
+        lows, highs = np.zeros(n), np.ones(n)
+        for i, a in enumerate(self.attributes):
+            lo, hi = settings.attribute_ranges.get(a.name, (0.0, 1.0))
+            lo, hi = sorted((min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)))
+            lows[i], highs[i] = lo, hi
+        self._range_lo, self._range_hi = lows, highs
+        self._alpha = one_pole_coefficient(settings.smoothing_s, self.frame_rate_hz)
+        self._glide_frames = max(1, int(round(settings.macro_glide_s * self.frame_rate_hz)))
+        self._f0_index = self._find_f0() if settings.pitch_mode else None
+        self._cv_of_attribute: List[Optional[int]] = [None] * n
+        for cv_name in ATTRIBUTE_CVS:
+            index = settings.cv_assign.get(cv_name)
+            if index is not None and 0 <= index < n:
+                self._cv_of_attribute[index] = int(cv_name[2:]) - 1
+
+    def _find_f0(self) -> Optional[int]:
+        for i, a in enumerate(self.attributes):
+            if a.name.lower() in F0_NAMES or (a.unit.lower() == "hz" and "f0" in a.name.lower()):
+                return i
+        return None
+
+    def reset(self) -> None:
+        """Back to the start: macro homes at the middle, smoothing settled, seed re-applied."""
+        n = len(self.attributes)
+        self._rng = np.random.default_rng(self._seed)
+        self._frame = 0
+        self._macro = np.full(n, 0.5)
+        self._glide_from = self._macro.copy()
+        self._glide_to = self._macro.copy()
+        self._glide_left = 0
+        self._snapshot_index = -1
+        self._last_volts = np.zeros(CV_COUNT)
+        self._smooth_latent: Optional[float] = None
+        self._smooth_position: Optional[np.ndarray] = None
+        self._smooth_semitones: Optional[float] = None
+
+    # ---- per frame -----------------------------------------------------------------
+    def step(self, volts: Sequence[float], gate2_rise: bool = False,
+             gate2_high: bool = False) -> ControlSnapshot:
+        """One latent frame: raw panel volts of CV1..CV4 and gate 2 since the last frame."""
+        raw = np.asarray(volts, dtype=np.float64)
+        if raw.shape != (CV_COUNT,):
+            raise ValueError(f"need {CV_COUNT} CV readings")
+        # A reading that is not a number holds that CV's last good value.
+        raw = np.where(np.isfinite(raw), raw, self._last_volts)
+        self._last_volts = raw
+        cv = self.calibration.apply(raw)
+
+        self._step_macro(cv, gate2_rise, gate2_high)
+
+        # Each assigned CV slides its attribute around the macro home.
+        position = self._macro.copy()
+        for index, cv_index in enumerate(self._cv_of_attribute):
+            if cv_index is not None and index != self._f0_index:
+                position[index] += 0.5 * float(np.clip(cv[cv_index] / CV_SPAN_V, -1.0, 1.0))
+        position = np.clip(position, 0.0, 1.0)
+
+        latent = self.settings.latent_span * float(np.clip(cv[0] / CV_SPAN_V, -1.0, 1.0))
+        a = self._alpha
+        if self._smooth_position is None or self._smooth_latent is None:
+            self._smooth_position, self._smooth_latent = position, latent
+        else:
+            self._smooth_position = self._smooth_position + a * (position - self._smooth_position)
+            self._smooth_latent = self._smooth_latent + a * (latent - self._smooth_latent)
+
+        lo, hi = self._range_lo, self._range_hi
+        fraction = lo + self._smooth_position * (hi - lo)
+        values = self._model_min + fraction * self._model_span
+
+        f0_hz = self._pitch(raw, a)
+        if f0_hz is not None and self._f0_index is not None:
+            values[self._f0_index] = f0_hz
+
+        self._frame += 1
+        return ControlSnapshot(self._frame - 1, self._smooth_latent, values, f0_hz,
+                               self._macro.copy())
+
+    def _step_macro(self, cv: np.ndarray, rise: bool, high: bool) -> None:
+        mode = self.settings.macro_mode
+        target: Optional[np.ndarray] = None
+        if mode == "follow_cv4" and (rise or high):
+            point = float(np.clip((cv[3] + CV_SPAN_V) / (2 * CV_SPAN_V), 0.0, 1.0))
+            target = np.full(len(self.attributes), point)
+        elif rise and mode == "random":
+            target = self._rng.uniform(0.0, 1.0, len(self.attributes))
+        elif rise and mode == "snapshot" and self.settings.snapshots:
+            self._snapshot_index = (self._snapshot_index + 1) % len(self.settings.snapshots)
+            target = self._snapshot_point(self.settings.snapshots[self._snapshot_index])
+        if target is not None and not np.array_equal(target, self._glide_to):
+            self._glide_from = self._macro.copy()
+            self._glide_to = target
+            self._glide_left = self._glide_frames
+        if self._glide_left > 0:
+            self._glide_left -= 1
+            t = 1.0 - self._glide_left / self._glide_frames
+            self._macro = self._glide_from + t * (self._glide_to - self._glide_from)
+
+    def _snapshot_point(self, stored: Sequence[float]) -> np.ndarray:
+        point = np.full(len(self.attributes), 0.5)
+        count = min(len(stored), len(point))
+        point[:count] = np.clip(np.asarray(stored[:count], dtype=np.float64), 0.0, 1.0)
+        return point
+
+    def _pitch(self, raw: np.ndarray, a: float) -> Optional[float]:
+        pitch = self.calibration.pitch
+        if self._f0_index is None or pitch is None:
+            return None
+        semitones = pitch.semitones(float(raw[pitch.cv]))
+        if self._smooth_semitones is None:
+            self._smooth_semitones = semitones
+        else:
+            self._smooth_semitones += a * (semitones - self._smooth_semitones)
+        attribute = self.attributes[self._f0_index]
+        f0 = self.settings.base_hz * 2.0 ** (self._smooth_semitones / 12.0)
+        return float(min(max(f0, attribute.min), attribute.max))
+
+    # ---- menu helpers --------------------------------------------------------------
+    def store_snapshot(self) -> List[float]:
+        """The current macro point, to append to the settings' snapshots."""
+        return [float(v) for v in self._macro]
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    def pitch_cv(self) -> Optional[int]:
+        pitch = self.calibration.pitch
+        return pitch.cv if pitch is not None and self._f0_index is not None else None
+
+
+def attribute_bars(snapshot: ControlSnapshot,
+                   attributes: Sequence[AttributeRange]) -> List[Tuple[str, float]]:
+    """(name, fraction 0..1 of the model's range) per attribute, for the performance page."""
+    bars = []
+    for value, a in zip(snapshot.attributes, attributes):
+        bars.append((a.name, float(np.clip((value - a.min) / (a.max - a.min), 0.0, 1.0))))
+    return bars

@@ -1,0 +1,92 @@
+"""Single-producer single-consumer audio ring: voice thread -> PortAudio callback.
+
+Where it plugs in: the voice thread calls `write()` with each resampled block; the
+audio callback (`audio_out.AudioOutput`) calls `read_into()` with the device's output
+buffer. The read side never allocates, locks or waits: when the ring holds fewer
+samples than asked it plays what there is, fills the rest with silence and counts an
+underflow.
+
+Why no lock: each index has one writer (the producer owns `_write_total`, the consumer
+owns `_read_total`), both only grow, and a Python int assignment is atomic under the
+GIL. The producer publishes its index only after the samples are in place, the
+consumer frees space only after copying out, so neither side ever sees a half-written
+block.
+"""
+from typing import Optional
+
+import numpy as np
+
+
+class AudioRing:
+    """A preallocated float32 ring of `capacity` mono samples."""
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError("ring capacity must be at least one sample")
+        self.capacity = int(capacity)
+        self._buffer = np.zeros(self.capacity, dtype=np.float32)
+        self._write_total = 0  # samples ever written (producer only)
+        self._read_total = 0  # samples ever read (consumer only)
+        self.underflows = 0  # reads that came up short (consumer only)
+        self.samples_missing = 0  # silence samples filled in (consumer only)
+
+    # ---- shared view -------------------------------------------------------------
+    def available(self) -> int:
+        """Samples waiting to be read."""
+        return self._write_total - self._read_total
+
+    def free(self) -> int:
+        """Room for the producer."""
+        return self.capacity - self.available()
+
+    @property
+    def total_written(self) -> int:
+        return self._write_total
+
+    @property
+    def total_read(self) -> int:
+        return self._read_total
+
+    # ---- producer ----------------------------------------------------------------
+    def write(self, block: np.ndarray) -> int:
+        """Copy as much of `block` as fits; return how many samples were taken.
+
+        The producer paces itself on `free()`: it renders the next frame only when
+        there is room, so a full ring never drops audio silently.
+        """
+        n = min(int(block.shape[0]), self.free())
+        if n <= 0:
+            return 0
+        start = self._write_total % self.capacity
+        first = min(n, self.capacity - start)
+        self._buffer[start:start + first] = block[:first]
+        if n > first:
+            self._buffer[:n - first] = block[first:n]
+        self._write_total += n  # publish only after the copy
+        return n
+
+    # ---- consumer (audio callback) -------------------------------------------------
+    def read_into(self, out: np.ndarray, count: Optional[int] = None) -> int:
+        """Fill `out` (1-D float32 view) from the ring; silence where it runs short.
+
+        Returns the number of real samples copied. Allocation-free: only slice views of
+        preallocated arrays are made.
+        """
+        want = out.shape[0] if count is None else count
+        n = min(want, self.available())
+        if n > 0:
+            start = self._read_total % self.capacity
+            first = min(n, self.capacity - start)
+            out[:first] = self._buffer[start:start + first]
+            if n > first:
+                out[first:n] = self._buffer[:n - first]
+            self._read_total += n  # free the space only after the copy
+        if n < want:
+            out[n:want] = 0.0
+            self.underflows += 1
+            self.samples_missing += want - n
+        return n
+
+    def drop_all(self) -> None:
+        """Consumer side: discard what is queued (used when a stream restarts)."""
+        self._read_total = self._write_total

@@ -1,0 +1,220 @@
+"""AudioOutput against a real JACK server (dummy driver, 48 kHz, 256 frames).
+
+The machine is shared and loaded, so these tests assert what holds under load (the
+callback is paced like a sound card, the samples are consumed and heard, the output
+survives losing its server and comes back) and not "zero underflows" (a benchmark's
+job).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile
+from fixtures_jack import JackServer, jack_server_fixture, read_until, spawn_child  # noqa: F401
+
+ALSA_JACK = "jack, ALSA"  # ALSA's jack plugin: the ALSA path the module uses, over JACK
+JACK_DIRECT = "JACK Audio Connection Kit"  # PortAudio's own JACK host API
+
+# The child: a producer thread writes a 750 Hz sine (period 64 samples) into the ring,
+# AudioOutput plays it; the child reports lines "NAME {json}" and obeys stdin lines.
+CHILD = r"""
+import json, os, sys, threading, time
+import numpy as np
+from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.audio_out import AudioOutput
+
+DEVICE = sys.argv[1] if len(sys.argv) > 1 else None
+ring = AudioRing(4096)
+period = np.sin(2 * np.pi * np.arange(64) / 64).astype(np.float32) * 0.5
+block = np.tile(period, 4)  # 256 samples, whole periods: blocks join seamlessly
+written = [0]
+stop = threading.Event()
+
+def produce():
+    while not stop.is_set():
+        if ring.free() >= block.size:
+            written[0] += ring.write(block)
+        else:
+            time.sleep(0.002)
+
+events = []
+out = AudioOutput(ring, 48000, device=DEVICE, blocksize=256, stall_timeout_s=0.5,
+                  retry_min_s=0.05, retry_max_s=0.4, on_event=events.append)
+
+def report(name, **extra):
+    doc = dict(out.status(), written=written[0], ring_read=ring.total_read,
+               ring_missing=ring.samples_missing, status_underflows=out.status_underflows,
+               t=time.monotonic(), events=events[-5:], **extra)
+    print(name, json.dumps(doc), flush=True)
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+producer = threading.Thread(target=produce, daemon=True)
+producer.start()
+t0 = time.monotonic()
+out.start()
+report("STARTED", start_call_s=time.monotonic() - t0)
+for line in sys.stdin:
+    command = line.split()
+    if command[0] == "play":  # wait until playing, then measure for N seconds
+        ok = out.wait_playing(float(command[2]))
+        wait_for(lambda: out.callbacks > 4, 5)
+        f0, t1 = out.frames_played, time.monotonic()
+        time.sleep(float(command[1]))
+        report("PLAYED", ok=ok, rate=(out.frames_played - f0) / (time.monotonic() - t1))
+    elif command[0] == "await_loss":
+        ok = wait_for(lambda: out.state != "playing", float(command[1]))
+        report("LOST", ok=ok)
+    elif command[0] == "quit":
+        t1 = time.monotonic()
+        out.stop()
+        stop.set()
+        report("STOPPED", stop_s=time.monotonic() - t1)
+        break
+sys.stdout.flush()
+# Skip PortAudio's exit-time Pa_Terminate: with a dead JACK server it aborts (19.6).
+os._exit(0)
+"""
+
+
+def _child(server, device):
+    return spawn_child(CHILD, server, device)
+
+
+def _say(child, text):
+    child.stdin.write(text + "\n")
+    child.stdin.flush()
+
+
+def _report(lines, name):
+    line = lines[-1]
+    assert line.startswith(name)
+    return json.loads(line[len(name) + 1:])
+
+
+def _finish(child):
+    _say(child, "quit")
+    stopped = _report(read_until(child, "STOPPED", 20), "STOPPED")
+    child.wait(10)
+    assert child.returncode == 0, child.stderr.read()[-2000:]
+    return stopped
+
+
+def _our_port(server):
+    ports = [p for p in server.ports() if not p.startswith("system:")]
+    assert ports, f"our client has no JACK port: {server.ports()}"
+    return ports[0]
+
+
+def _record(server, port, seconds, path):
+    subprocess.run(["jack_rec", "-f", path, "-d", str(seconds), "-b", "32", port],
+                   env=server.env(), check=True, capture_output=True, timeout=seconds + 20)
+    audio, rate = soundfile.read(path, dtype="float32")
+    return audio.reshape(len(audio), -1)[:, 0], rate
+
+
+@pytest.mark.parametrize("device", [ALSA_JACK, JACK_DIRECT])
+def test_plays_the_ring_at_the_paced_rate_and_is_heard(jack_server, device, tmp_path):
+    child = _child(jack_server, device)
+    try:
+        started = _report(read_until(child, "STARTED", 30), "STARTED")
+        assert started["start_call_s"] < 0.5  # start() never blocks on the device
+        _say(child, "play 2 10")
+        played = _report(read_until(child, "PLAYED", 40), "PLAYED")
+        assert played["ok"] and played["state"] == "playing"
+        # Paced like a sound card: 48000 frames a second, give or take load.
+        assert 0.75 * 48000 < played["rate"] < 1.25 * 48000, played
+        assert played["callbacks"] >= played["frames_played"] // 1024
+        # The callback took its samples from the ring: what it played is what was read,
+        # plus the silence it filled in where the ring ran short.
+        assert played["ring_read"] + played["ring_missing"] >= played["frames_played"] - 256
+        assert played["ring_read"] > 48000
+        assert played["written"] >= played["ring_read"]
+        # What reached JACK is the sine the producer wrote.
+        audio, rate = _record(jack_server, _our_port(jack_server), 1, str(tmp_path / "o.wav"))
+        assert rate == 48000 and audio.size > 24000
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+        peak_hz = np.argmax(spectrum) * rate / audio.size
+        assert abs(peak_hz - 750.0) < 5.0, peak_hz
+        assert np.max(np.abs(audio)) == pytest.approx(0.5, abs=0.02)
+        stopped = _finish(child)
+        assert stopped["state"] == "stopped" and stopped["stop_s"] < 3.0
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+@pytest.mark.slow
+def test_survives_losing_the_server_and_recovers(jack_server):
+    child = _child(jack_server, ALSA_JACK)
+    try:
+        read_until(child, "STARTED", 30)
+        _say(child, "play 1 10")
+        before = _report(read_until(child, "PLAYED", 30), "PLAYED")
+        assert before["ok"] and before["opens"] == 1
+        jack_server.kill()
+        _say(child, "await_loss 10")
+        lost = _report(read_until(child, "LOST", 20), "LOST")
+        assert lost["ok"] and lost["losses"] == 1 and "lost" in lost["last_error"]
+        time.sleep(1.0)  # the server stays down a while: opening fails and is retried
+        jack_server.start()
+        _say(child, "play 1 20")
+        after = _report(read_until(child, "PLAYED", 40), "PLAYED")
+        assert after["ok"] and after["state"] == "playing", after
+        assert after["opens"] == 2, after
+        assert after["frames_played"] > before["frames_played"] + 24000
+        assert 0.75 * 48000 < after["rate"] < 1.25 * 48000, after
+        _finish(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+@pytest.mark.slow
+def test_waits_for_a_device_that_is_not_there_yet(tmp_path):
+    server = JackServer(str(tmp_path))  # not started: the device is absent
+    child = _child(server, ALSA_JACK)
+    try:
+        started = _report(read_until(child, "STARTED", 30), "STARTED")
+        assert started["start_call_s"] < 0.5
+        time.sleep(1.0)
+        _say(child, "play 0 0.01")
+        waiting = _report(read_until(child, "PLAYED", 20), "PLAYED")
+        assert not waiting["ok"] and waiting["state"] in ("opening", "retrying")
+        assert waiting["frames_played"] == 0 and waiting["last_error"]
+        server.start()
+        _say(child, "play 1 20")
+        played = _report(read_until(child, "PLAYED", 40), "PLAYED")
+        assert played["ok"] and played["state"] == "playing", played
+        assert 0.75 * 48000 < played["rate"] < 1.25 * 48000, played
+        _finish(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        server.stop()
+        server.remove_leftovers()
+
+
+def test_device_side_module_imports_without_a_server():
+    # Importing the output must not need a server or a sound card (PortAudio just
+    # lists no devices); a missing named device is a retry, not an exception.
+    code = ("from neurorave.firmware.ring import AudioRing\n"
+            "from neurorave.firmware.audio_out import AudioOutput\n"
+            "o = AudioOutput(AudioRing(1024), device='no such device')\n"
+            "o.start(); import time; time.sleep(0.5); print(o.state, o.failed_opens >= 1,"
+            " bool(o.last_error)); o.stop()\n")
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER="nr-none")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["retrying", "True", "True"]

@@ -1,0 +1,299 @@
+"""Settings and calibration files: atomic saves, fallbacks that are reported, power cuts."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from neurorave.firmware import state_files as sf
+
+
+def _settings(counter):
+    data = sf.default_settings()
+    data["model"] = f"model-{counter}"
+    data["output_level"] = 0.5
+    return data
+
+
+def test_first_start_gives_defaults_and_says_so(tmp_path):
+    result = sf.settings_file(str(tmp_path)).load()
+    assert result.source == sf.SOURCE_DEFAULTS and result.fell_back
+    assert result.data == sf.default_settings()
+    assert result.message == "defaults: first start" and result.problems == {}
+
+
+def test_save_then_load_and_previous_copy_kept(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    result = f.load()
+    assert result.source == sf.SOURCE_CURRENT and result.message == ""
+    assert result.data["model"] == "model-2"
+    with open(f.backup_path) as b:
+        assert json.load(b)["data"]["model"] == "model-1"
+    with open(f.path) as current:
+        doc = json.load(current)
+    assert doc["format"] == "neurorave-settings" and doc["version"] == sf.SETTINGS_VERSION
+    assert sorted(os.listdir(tmp_path)) == ["settings.json", "settings.json.bak"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "wrong-format",
+                                    "newer-version", "bad-content"])
+def test_damaged_file_falls_back_to_the_previous_copy(tmp_path, damage):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    with open(f.path, "rb") as current:
+        good = current.read()
+    doc = json.loads(good)
+    bad = {
+        "truncated": good[: len(good) // 2],
+        "garbage": os.urandom(200),
+        "empty": b"",
+        "wrong-format": json.dumps(dict(doc, format="something-else")).encode(),
+        "newer-version": json.dumps(dict(doc, version=sf.SETTINGS_VERSION + 1)).encode(),
+        "bad-content": json.dumps(dict(doc, data=dict(doc["data"], macro_mode="x"))).encode(),
+    }[damage]
+    with open(f.path, "wb") as out:
+        out.write(bad)
+    result = f.load()
+    assert result.source == sf.SOURCE_BACKUP
+    assert result.data["model"] == "model-1"
+    assert result.message == "previous copy restored"
+    assert list(result.problems) == [f.path]
+
+
+def test_both_copies_damaged_gives_defaults_and_names_the_problems(tmp_path):
+    f = sf.calibration_file(str(tmp_path))
+    for path in (f.path, f.backup_path):
+        with open(path, "wb") as out:
+            out.write(b'{"format": "neurorave-calib')
+    result = f.load()
+    assert result.source == sf.SOURCE_DEFAULTS
+    assert result.data == sf.default_calibration()
+    assert result.message == "defaults: files unreadable"
+    assert set(result.problems) == {f.path, f.backup_path}
+    assert "torn" in result.problems[f.path]
+
+
+def test_missing_current_with_a_backup_uses_the_backup(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    os.unlink(f.path)
+    result = f.load()
+    assert result.source == sf.SOURCE_BACKUP and result.data["model"] == "model-1"
+
+
+def test_a_torn_current_file_never_replaces_a_good_backup(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    with open(f.path, "wb") as out:
+        out.write(b"{")
+    f.save(_settings(3))
+    assert f.load().data["model"] == "model-3"
+    os.unlink(f.path)
+    assert f.load().data["model"] == "model-1"  # the torn file did not become the backup
+
+
+def test_settings_and_calibration_are_separate_files(tmp_path):
+    settings, calibration = sf.settings_file(str(tmp_path)), sf.calibration_file(str(tmp_path))
+    settings.save(_settings(1))
+    cal = sf.default_calibration()
+    cal["cv_offset_v"] = [0.01, -0.02, 0.0, 0.003]
+    calibration.save(cal)
+    os.unlink(settings.path)
+    assert calibration.load().data["cv_offset_v"] == [0.01, -0.02, 0.0, 0.003]
+    assert settings.path != calibration.path
+
+
+def test_invalid_data_is_refused_before_anything_is_written(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    bad = dict(_settings(2), macro_mode="sideways")
+    with pytest.raises(ValueError, match="macro_mode"):
+        f.save(bad)
+    bad_cal = dict(sf.default_calibration(), cv_scale=[1.0, 0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="cv_scale"):
+        sf.calibration_file(str(tmp_path)).save(bad_cal)
+    assert f.load().data["model"] == "model-1"
+    assert sorted(os.listdir(tmp_path)) == ["settings.json"]
+
+
+def test_older_version_is_migrated(tmp_path):
+    def migrate(version, data):
+        assert version == 1
+        return dict(data, added=True)
+
+    old = sf.StateFile(str(tmp_path), "x.json", "settings", 1, dict)
+    old.save({"a": 1})
+    new = sf.StateFile(str(tmp_path), "x.json", "settings", 2, dict, migrate=migrate)
+    result = new.load()
+    assert result.source == sf.SOURCE_CURRENT and result.data == {"a": 1, "added": True}
+    no_migration = sf.StateFile(str(tmp_path), "x.json", "settings", 2, dict)
+    assert no_migration.load().source == sf.SOURCE_DEFAULTS
+
+
+def test_state_dir_override_and_home_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv(sf.STATE_DIR_ENV, str(tmp_path / "override"))
+    assert sf.default_state_dir() == str(tmp_path / "override")
+    monkeypatch.delenv(sf.STATE_DIR_ENV)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sf, "SYSTEM_STATE_DIR", str(tmp_path / "absent"))
+    assert sf.default_state_dir() == str(tmp_path / ".local" / "state" / "neurorave")
+    (tmp_path / "system").mkdir()
+    monkeypatch.setattr(sf, "SYSTEM_STATE_DIR", str(tmp_path / "system"))
+    assert sf.default_state_dir() == str(tmp_path / "system")
+    # The folder is made on the first save.
+    f = sf.settings_file(str(tmp_path / "new" / "dir"))
+    f.save(_settings(1))
+    assert f.load().source == sf.SOURCE_CURRENT
+
+
+def test_leftover_temporary_files_are_removed(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    (tmp_path / ".settings.json.abc.tmp").write_bytes(b"{")
+    (tmp_path / "unrelated.tmp").write_bytes(b"x")
+    assert f.remove_leftovers() == 1
+    assert sorted(os.listdir(tmp_path)) == ["settings.json", "unrelated.tmp"]
+
+
+# ---- power cuts ------------------------------------------------------------------------
+def _ours(frame):
+    # Lines of state_files.py and the C calls it makes (write, fsync, link, rename...).
+    return frame.f_code.co_filename == sf.__file__
+
+
+def _count_events(folder):
+    """How many line and C-call events one save takes (the places a cut can land)."""
+    f = sf.settings_file(folder)
+    f.save(_settings(0))
+    events = [0]
+
+    def tracer(frame, event, arg):
+        if not _ours(frame):
+            return None
+        events[0] += 1
+        return tracer
+
+    def profiler(frame, event, arg):
+        if event == "c_call" and _ours(frame):
+            events[0] += 1
+
+    sys.settrace(tracer)
+    sys.setprofile(profiler)
+    try:
+        f.save(_settings(1))
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    return events[0]
+
+
+def _save_and_die_at(folder, counter, cut_at):
+    """In a forked child: save, but _exit at event number `cut_at` (a power cut)."""
+    pid = os.fork()
+    if pid == 0:
+        events = [0]
+
+        def cut():
+            events[0] += 1
+            if events[0] >= cut_at:
+                os._exit(3)
+
+        def tracer(frame, event, arg):
+            if not _ours(frame):
+                return None
+            cut()
+            return tracer
+
+        def profiler(frame, event, arg):
+            if event == "c_call" and _ours(frame):
+                cut()
+
+        try:
+            f = sf.settings_file(folder)
+            sys.settrace(tracer)
+            sys.setprofile(profiler)
+            f.save(_settings(counter))
+            sys.settrace(None)
+            sys.setprofile(None)
+        except BaseException:
+            os._exit(4)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+        else status >> 8
+
+
+def test_a_cut_at_any_point_of_a_save_keeps_the_last_good_settings(tmp_path):
+    folder = str(tmp_path)
+    total = _count_events(str(tmp_path / "count"))
+    assert total > 30
+    f = sf.settings_file(folder)
+    f.save(_settings(0))
+    last_good = 0
+    cuts = 0
+    rng = random.Random(1234)
+    # Every event position once, then random ones: the cut lands everywhere in save().
+    positions = list(range(1, total + 2)) + [rng.randint(1, total + 1) for _ in range(40)]
+    for counter, cut_at in enumerate(positions, start=1):
+        code = _save_and_die_at(folder, counter, cut_at)
+        assert code in (0, 3), code
+        cuts += code == 3
+        result = f.load()
+        # The current file is always complete: no fallback is ever needed.
+        assert result.source == sf.SOURCE_CURRENT, (cut_at, result.problems)
+        loaded = int(result.data["model"].split("-")[1])
+        if code == 0:
+            assert loaded == counter
+        else:
+            assert loaded in (last_good, counter), (cut_at, loaded, last_good)
+        last_good = loaded
+    assert cuts > total // 2  # most positions really were cut mid-save
+
+
+CHILD = r"""
+import sys
+from neurorave.firmware import state_files as sf
+f = sf.settings_file(sys.argv[1])
+counter = int(sys.argv[2])
+while True:
+    counter += 1
+    data = sf.default_settings()
+    data["model"] = "model-%d" % counter
+    f.save(data)
+    print(counter, flush=True)
+"""
+
+
+def test_sigkill_while_saving_in_a_loop_never_loses_the_last_save(tmp_path):
+    folder = str(tmp_path)
+    f = sf.settings_file(folder)
+    f.save(_settings(0))
+    rng = random.Random(99)
+    last = 0
+    for _ in range(8):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, folder, str(last)],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        first = child.stdout.readline()  # it is saving in a loop now
+        assert first.strip()
+        time.sleep(rng.uniform(0.0, 0.05))
+        os.kill(child.pid, signal.SIGKILL)
+        rest = child.stdout.read()
+        child.wait()
+        printed = [int(x) for x in (first + rest).split()]
+        result = f.load()
+        assert result.source == sf.SOURCE_CURRENT, result.problems
+        loaded = int(result.data["model"].split("-")[1])
+        # At least the last save it reported, at most the one it was in.
+        assert printed[-1] <= loaded <= printed[-1] + 1
+        last = loaded
+    assert last > 8
