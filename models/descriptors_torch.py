@@ -17,8 +17,10 @@ from neurorave.models import descriptors as core
 from neurorave.models.descriptors import ATTRIBUTES, UNITS  # noqa: F401  (re-exported)
 
 # Samples of frame data (batch x frames x window) per block: bounds the working memory
-# (about 1 GiB per intermediate at float64) whatever the batch, length and rate.
+# whatever the batch, length and rate. On a GPU big blocks keep it busy (about 1 GiB per
+# intermediate at float64); on a CPU cache-sized blocks are 4-6x faster.
 BLOCK_ELEMENTS = 1 << 27
+BLOCK_ELEMENTS_CPU = 1 << 18
 
 
 def _tables(sr: int, n_fft: int, device: torch.device, dtype: torch.dtype
@@ -149,7 +151,8 @@ def compute_batch(audio: torch.Tensor, sr: int, hop: int,
         tab = _tables(sr, n_fft, audio.device, work)
         frames_all = padded.unfold(-1, n_fft, hop)[:, :n_frames]
         spectral = wanted & {"centroid", "bandwidth", "sharpness", "boominess"}
-        block = max(1, BLOCK_ELEMENTS // (batch * n_fft))
+        budget = BLOCK_ELEMENTS_CPU if audio.device.type == "cpu" else BLOCK_ELEMENTS
+        block = max(1, budget // (batch * n_fft))
         for start in range(0, n_frames, block):
             sl = slice(start, min(n_frames, start + block))
             frames = frames_all[:, sl]

@@ -252,6 +252,7 @@ def test_torch_batch_on_cuda_agrees_with_numpy():
 
 def test_torch_batch_in_blocks_equals_one_pass(monkeypatch):
     x = torch.tensor(np.random.default_rng(7).standard_normal((2, SR)) * 0.2)
+    monkeypatch.setattr(DT, "BLOCK_ELEMENTS_CPU", 1 << 30)  # one block
     whole = DT.compute_batch(x, SR, 64)
-    monkeypatch.setattr(DT, "BLOCK_ELEMENTS", 2 * 1024 * 37)  # blocks of 37 frames
+    monkeypatch.setattr(DT, "BLOCK_ELEMENTS_CPU", 2 * 1024 * 37)  # blocks of 37 frames
     torch.testing.assert_close(DT.compute_batch(x, SR, 64), whole, rtol=1e-12, atol=1e-12)
