@@ -191,13 +191,15 @@ class StoreWriter:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.shape != (self.chunk,):
             raise ValueError(f"chunk must have shape ({self.chunk},), got {audio.shape}")
+        if not np.isfinite(audio).all():  # training must never see NaN or inf
+            audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         if curves is None:
             curves = descriptors.stack(
                 descriptors.compute(audio, self.sr, self.hop, self.attributes), self.attributes)
         self.audio[split].append(audio)
         self.curves[split].append(curves)
-        item = {"source": source_id}
-        item.update(meta or {})
+        item = dict(meta or {})
+        item["source"] = source_id
         self.items[split].write(json.dumps(item) + "\n")
 
     def checkpoint(self, unit: str) -> None:

@@ -122,3 +122,14 @@ def test_writer_resumes_after_an_interruption(tmp_path):
     split = datastore.open_dataset(tmp_path / "ds").split("train")
     np.testing.assert_array_equal(np.asarray(split.audio), chunks)
     assert [it["source"] for it in split.items] == [f"s{i}" for i in range(8)]
+
+
+def test_non_finite_samples_are_stored_as_zero(tmp_path):
+    chunks = make_chunks(3)
+    chunks[1, 100:200] = np.nan
+    chunks[2, 5] = np.inf
+    path = datastore.write_dataset(tmp_path / "ds", chunks, SR, ["a", "b", "c"])
+    ds = datastore.open_dataset(path)
+    for name in datastore.SPLITS:
+        split = ds.split(name)
+        assert np.isfinite(split.audio).all() and np.isfinite(split.curves).all()
