@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 
 APT_RUN := libportaudio2 libsndfile1
-APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugins
+APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugins systemd
 # Code that runs on the module: Python 3.8+, no torch.
 DEVICE_SIDE := firmware hardware models/runtime
 RUN_ARGS ?=

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Install NeuroRave as an appliance on a Jetson (JetPack 4.6 with python3.8, or later)
+# or any Debian/Ubuntu machine: a dedicated user, a virtual environment in
+# /opt/neurorave, the systemd unit and the udev rules. Run as root from a checkout:
+#
+#   sudo systemd/install.sh [--python python3.8] [--no-start] [--dry-run]
+#
+# Options for the daemon (board, models folder, audio device) go in
+# /etc/default/neurorave as NEURORAVE_ARGS; it is written once and never overwritten.
+set -eu
+
+SOURCE=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=/opt/neurorave
+STATE=/var/lib/neurorave
+PYTHON=${PYTHON:-python3}
+START=1
+DRY=0
+USER_NAME=neurorave
+EXTRAS=${NEURORAVE_EXTRAS:-jetson}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --python) PYTHON=$2; shift 2 ;;
+        --no-start) START=0; shift ;;
+        --dry-run) DRY=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+run() {
+    echo "+ $*"
+    [ "$DRY" -eq 1 ] || "$@"
+}
+
+if [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (sudo $0)" >&2
+    exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else 1)' 2>/dev/null; then
+    echo "install.sh: $PYTHON is missing or older than 3.8; on JetPack 4.6: apt install python3.8 python3.8-venv, then --python python3.8" >&2
+    exit 1
+fi
+
+# The user and the groups that reach the panel and the sound card.
+for group in gpio i2c audio; do
+    getent group "$group" >/dev/null || run groupadd --system "$group"
+done
+if ! getent passwd "$USER_NAME" >/dev/null; then
+    getent group "$USER_NAME" >/dev/null || run groupadd --system "$USER_NAME"
+    run useradd --system --gid "$USER_NAME" --home-dir "$STATE" --no-create-home \
+        --shell /usr/sbin/nologin --comment "NeuroRave synthesizer" "$USER_NAME"
+fi
+run usermod -a -G gpio,i2c,audio "$USER_NAME"
+
+# The code: a virtual environment owned by root, read-only to the service.
+run "$PYTHON" -m venv "$PREFIX/venv"
+run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
+run "$PREFIX/venv/bin/python" -m pip install -q "$SOURCE[$EXTRAS]"
+run install -m 0644 "$SOURCE/README.md" "$PREFIX/README.md"
+
+# State (settings, calibration, models) belongs to the service user.
+run install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE" "$STATE/models"
+
+# Per-module options, written once.
+if [ ! -e /etc/default/neurorave ]; then
+    if [ "$DRY" -eq 1 ]; then
+        echo "+ write /etc/default/neurorave"
+    else
+        cat > /etc/default/neurorave <<CONF
+# Options for 'neurorave run' (see: neurorave run --help).
+NEURORAVE_ARGS="--board jetson-nano --models $STATE/models"
+CONF
+    fi
+fi
+
+run install -m 0644 "$SOURCE/systemd/99-neurorave.rules" /etc/udev/rules.d/99-neurorave.rules
+run install -m 0644 "$SOURCE/systemd/neurorave.service" /etc/systemd/system/neurorave.service
+if command -v udevadm >/dev/null 2>&1; then
+    run udevadm control --reload-rules
+    run udevadm trigger --subsystem-match=i2c-dev --subsystem-match=gpio
+fi
+run systemctl daemon-reload
+if [ "$START" -eq 1 ]; then
+    run systemctl enable --now neurorave.service
+else
+    run systemctl enable neurorave.service
+fi
+echo "neurorave installed: journalctl -u neurorave -f to follow it"
