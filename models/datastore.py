@@ -17,9 +17,9 @@ rewritten with the final row count, which also lets an interrupted build resume.
 
 The split is a function of the source id alone (SHA-1 of the id -> 80 / 10 / 10 %), so
 every chunk of one source file (or one note) lands in the same split, and the same id
-lands in the same split in every build. For tiny sets where hashing leaves a split empty
-(and there are at least three sources) the sources nearest to that split's hash range
-are moved into it, which is still deterministic for a given set of sources.
+lands in the same split in every build. For tiny sets where hashing leaves a split empty,
+the sources nearest to that split's hash range are moved into it (`assign_splits`), which
+is still deterministic for a given set of sources.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -59,18 +60,23 @@ def split_of(source_id: str) -> str:
 
 
 def assign_splits(source_ids: Iterable[str]) -> Dict[str, str]:
-    """Split per distinct source id (see the module docstring)."""
+    """Split per distinct source id (see the module docstring).
+
+    Tiny sets: with one source it goes to train, with two train and valid get one each,
+    with three or more every split gets at least one (the source whose hash is nearest to
+    the empty split's range moves; sets large enough never need it).
+    """
     unique = sorted(set(source_ids), key=hash_fraction)
     split = {s: split_of(s) for s in unique}
-    if len(unique) >= len(SPLITS):
-        targets = {"valid": 0.85, "test": 0.95}
-        for name in ("valid", "test"):
-            if name in split.values():
-                continue
-            donors = [s for s in unique
-                      if sum(v == split[s] for v in split.values()) > 1]
-            best = min(donors, key=lambda s: abs(hash_fraction(s) - targets[name]))
-            split[best] = name
+    required = SPLITS[:min(len(unique), len(SPLITS))]
+    targets = {"train": 0.4, "valid": 0.85, "test": 0.95}
+    for name in required:
+        if name in split.values():
+            continue
+        counts = Counter(split.values())
+        donors = [s for s in unique if counts[split[s]] > 1 or split[s] not in required]
+        best = min(donors, key=lambda s: abs(hash_fraction(s) - targets[name]))
+        split[best] = name
     return split
 
 

@@ -82,9 +82,10 @@ def test_split_is_deterministic_and_depends_only_on_the_source():
 
 
 def test_tiny_sets_still_get_every_split():
-    for n in range(3, 12):
-        split = datastore.assign_splits([f"x{i}" for i in range(n)])
-        assert set(split.values()) == set(datastore.SPLITS)
+    for prefix in ("x", "y", "speaker-"):
+        for n in range(1, 12):
+            split = datastore.assign_splits([f"{prefix}{i}" for i in range(n)])
+            assert set(split.values()) == set(datastore.SPLITS[:min(n, 3)]), (prefix, n)
 
 
 def test_bad_folders_are_one_clear_error(tmp_path):
