@@ -97,3 +97,24 @@ def stream(module: nn.Module, caches: Sequence[torch.Tensor]) -> Iterator[_Strea
     finally:
         for pad in pads:
             pad._stream = None
+
+
+class StreamingStep(nn.Module):
+    """A stateless step for export: forward(*inputs, *caches) -> (*outputs, *new_caches).
+
+    `n_inputs` signal tensors come first, then one tensor per `cache_specs(module)` entry in
+    that order; the outputs are the module's output(s) followed by the updated caches.
+    Tracing it (e.g. `torch.onnx.export`) gives a graph with every state explicit.
+    """
+
+    def __init__(self, module: nn.Module, n_inputs: int):
+        super().__init__()
+        self.module = module
+        self.n_inputs = n_inputs
+
+    def forward(self, *args: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        inputs, caches = args[:self.n_inputs], args[self.n_inputs:]
+        with stream(self.module, caches) as ctx:
+            out = self.module(*inputs)
+        outputs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        return outputs + tuple(ctx.new_caches)

@@ -119,7 +119,8 @@ class StoreDataModule(pl.LightningDataModule):
         self.seed = seed
 
     def _loader(self, items: Dataset, sampler: Optional[Sampler] = None) -> DataLoader:
-        workers = self.cfg.training.num_workers
+        # On CPU the loader's worker processes would compete with training for the same cores.
+        workers = self.cfg.training.num_workers if torch.cuda.is_available() else 0
         return DataLoader(items, batch_size=None, sampler=sampler, num_workers=workers,
                           persistent_workers=False, pin_memory=torch.cuda.is_available())
 
