@@ -7,7 +7,16 @@ from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis
 from neurorave.models.nets.streaming import cache_specs, init_caches, stream
 from neurorave.models.training.module import build_nets
 
-STREAMED = ["tiny", "small", "lowlatency", "base"]
+STREAMED = ["tiny", "small", "lowlatency", pytest.param("base", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Batch-1 streaming is faster on one thread, and the machine is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

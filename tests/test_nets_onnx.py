@@ -12,6 +12,14 @@ from neurorave.models.nets.streaming import StreamingStep, cache_specs
 from neurorave.models.training.module import build_nets
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", ["tiny"])
 def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name):
     cfg = load_config(name)

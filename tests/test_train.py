@@ -155,7 +155,7 @@ def test_bad_inputs_are_one_clear_line(data, tmp_path, capsys):
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(data, tmp_path):
     run = tmp_path / "ddp"
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-m", "neurorave.firmware.cli", "train", "--config", "tiny",
          "--data", str(data), "--out", str(run), "--steps", "4", "--devices", "2"],
