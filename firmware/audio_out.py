@@ -171,6 +171,7 @@ class AudioOutput:
                 delay = min(delay * 2.0, self.retry_max_s)
         finally:
             self._close()
+            self._playing.clear()
             self.state = STATE_STOPPED
 
     def _resolve_device(self) -> Dict[str, Any]:

@@ -15,6 +15,7 @@ terminates a JACK host API whose server died, which must not be pytest itself.
 import contextlib
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,13 +32,14 @@ PERIOD = 256
 
 class JackServer:
     def __init__(self, folder: str, rate: int = RATE, period: int = PERIOD):
-        self.name = "nrtest-" + uuid.uuid4().hex[:10]
+        self.name = TEST_PREFIX + uuid.uuid4().hex[:10]
         self.folder = folder
         self.rate = rate
         self.period = period
         self.process: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(folder, "jackd.log")
         self.starts = 0
+        self.killed = False
 
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
@@ -46,13 +48,23 @@ class JackServer:
         return env
 
     def start(self, timeout: float = 15.0) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        with open(self.log_path, "ab") as log:
+        assert not self.running, "already running"
+        try:
+            self._launch(timeout)
+        except RuntimeError as exc:
+            # Test servers killed by an interrupted run may fill JACK's registry.
+            if "Too many servers" not in str(exc) or not release_stale_test_servers():
+                raise
+            self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 ["jackd", "--no-realtime", "-n", self.name, "-d", "dummy",
                  "-r", str(self.rate), "-p", str(self.period)],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.folder)
         self.starts += 1
+        self.killed = False
         self.wait_up(timeout)
 
     def wait_up(self, timeout: float) -> None:
@@ -70,30 +82,35 @@ class JackServer:
 
     def kill(self) -> None:
         """SIGKILL, as a crash or a pulled device would: no goodbye to clients."""
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
+            assert self.process is not None
             self.process.kill()
             self.process.wait(10)
+            self.killed = True
 
     def stop(self) -> None:
         """End the server cleanly, so it leaves JACK's server registry.
 
         jackd2 keeps at most 8 servers in a registry in /dev/shm that every user of the
         machine shares; a killed server's entry stays taken until a server of the same
-        name starts again. So a server that a test killed is started once more under
-        its name and then ended with SIGTERM.
+        name starts again. So a server that was killed is started once more under its
+        name and then ended with SIGTERM.
         """
-        if self.process is not None and self.process.poll() is not None and self.starts:
-            try:
-                self.start()
-            except RuntimeError:
+        for _ in range(2):
+            if self.killed and not self.running:
+                try:
+                    self._launch(15.0)
+                except RuntimeError:
+                    return
+            if not self.running:
                 return
-        if self.process is not None and self.process.poll() is None:
+            assert self.process is not None
             self.process.terminate()
             try:
-                self.process.wait(5)
+                self.process.wait(20)
+                return
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                self.kill()
 
     def remove_leftovers(self) -> None:
         """Semaphores and sockets that a killed server and its clients leave in /dev/shm."""
@@ -119,6 +136,39 @@ class JackServer:
                 return f.read()
         except OSError:
             return ""
+
+
+TEST_PREFIX = "nrtest-"
+
+
+def release_stale_test_servers() -> bool:
+    """Free registry entries of this suite's servers (names "nrtest-...") that are gone.
+
+    Each is started once more under its name and ended cleanly, which is how jackd2
+    gives an entry back. Servers of other names are left alone. True if any was freed.
+    """
+    try:
+        with open("/dev/shm/jack-shm-registry", "rb") as f:
+            registry = f.read().decode("latin-1")
+    except OSError:
+        return False
+    running = subprocess.run(["pgrep", "-a", "jackd"], capture_output=True, text=True).stdout
+    freed = False
+    for name in sorted(set(re.findall(TEST_PREFIX + r"[0-9a-f]{10}", registry))):
+        if name in running:
+            continue
+        folder = tempfile.mkdtemp(prefix="nr-jack-")
+        server = JackServer(folder)
+        server.name = name
+        try:
+            server._launch(10.0)
+            server.stop()
+            freed = True
+        except RuntimeError:
+            pass
+        server.remove_leftovers()
+        shutil.rmtree(folder, ignore_errors=True)
+    return freed
 
 
 @pytest.fixture(name="jack_server")

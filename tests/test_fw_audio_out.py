@@ -28,6 +28,7 @@ from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.audio_out import AudioOutput
 
 DEVICE = sys.argv[1] if len(sys.argv) > 1 else None
+CHANNELS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 ring = AudioRing(4096)
 period = np.sin(2 * np.pi * np.arange(64) / 64).astype(np.float32) * 0.5
 block = np.tile(period, 4)  # 256 samples, whole periods: blocks join seamlessly
@@ -42,7 +43,8 @@ def produce():
             time.sleep(0.002)
 
 events = []
-out = AudioOutput(ring, 48000, device=DEVICE, blocksize=256, stall_timeout_s=0.5,
+out = AudioOutput(ring, 48000, device=DEVICE, channels=CHANNELS, blocksize=256,
+                  stall_timeout_s=0.5,
                   retry_min_s=0.05, retry_max_s=0.4, on_event=events.append)
 
 def report(name, **extra):
@@ -68,7 +70,8 @@ for line in sys.stdin:
     command = line.split()
     if command[0] == "play":  # wait until playing, then measure for N seconds
         ok = out.wait_playing(float(command[2]))
-        wait_for(lambda: out.callbacks > 4, 5)
+        if ok:
+            wait_for(lambda: out.callbacks > 4, 5)
         f0, t1 = out.frames_played, time.monotonic()
         time.sleep(float(command[1]))
         report("PLAYED", ok=ok, rate=(out.frames_played - f0) / (time.monotonic() - t1))
@@ -87,8 +90,8 @@ os._exit(0)
 """
 
 
-def _child(server, device):
-    return spawn_child(CHILD, server, device)
+def _child(server, device, channels=1):
+    return spawn_child(CHILD, server, device, str(channels))
 
 
 def _say(child, text):
@@ -110,22 +113,22 @@ def _finish(child):
     return stopped
 
 
-def _our_port(server):
-    ports = [p for p in server.ports() if not p.startswith("system:")]
+def _our_ports(server):
+    ports = sorted(p for p in server.ports() if not p.startswith("system:"))
     assert ports, f"our client has no JACK port: {server.ports()}"
-    return ports[0]
+    return ports
 
 
-def _record(server, port, seconds, path):
-    subprocess.run(["jack_rec", "-f", path, "-d", str(seconds), "-b", "32", port],
+def _record(server, ports, seconds, path):
+    subprocess.run(["jack_rec", "-f", path, "-d", str(seconds), "-b", "32", *ports],
                    env=server.env(), check=True, capture_output=True, timeout=seconds + 20)
-    audio, rate = soundfile.read(path, dtype="float32")
-    return audio.reshape(len(audio), -1)[:, 0], rate
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return audio, rate
 
 
-@pytest.mark.parametrize("device", [ALSA_JACK, JACK_DIRECT])
-def test_plays_the_ring_at_the_paced_rate_and_is_heard(jack_server, device, tmp_path):
-    child = _child(jack_server, device)
+@pytest.mark.parametrize("device,channels", [(ALSA_JACK, 1), (JACK_DIRECT, 2)])
+def test_plays_the_ring_at_the_paced_rate_and_is_heard(jack_server, device, channels, tmp_path):
+    child = _child(jack_server, device, channels)
     try:
         started = _report(read_until(child, "STARTED", 30), "STARTED")
         assert started["start_call_s"] < 0.5  # start() never blocks on the device
@@ -141,8 +144,14 @@ def test_plays_the_ring_at_the_paced_rate_and_is_heard(jack_server, device, tmp_
         assert played["ring_read"] > 48000
         assert played["written"] >= played["ring_read"]
         # What reached JACK is the sine the producer wrote.
-        audio, rate = _record(jack_server, _our_port(jack_server), 1, str(tmp_path / "o.wav"))
-        assert rate == 48000 and audio.size > 24000
+        # (ALSA's jack plugin always registers two ports; PortAudio fills the first.)
+        ports = _our_ports(jack_server)[:channels]
+        assert len(ports) == channels
+        recorded, rate = _record(jack_server, ports, 1, str(tmp_path / "o.wav"))
+        assert rate == 48000 and recorded.shape[0] > 24000 and recorded.shape[1] == channels
+        # Every channel carries the same mono voice.
+        assert np.array_equal(recorded[:, 0], recorded[:, -1])
+        audio = recorded[:, 0]
         spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
         peak_hz = np.argmax(spectrum) * rate / audio.size
         assert abs(peak_hz - 750.0) < 5.0, peak_hz
