@@ -88,6 +88,8 @@ class TrainingConfig:
     num_workers: int = 2
     stats_items: int = 512        # train chunks read when stats are recomputed at the model hop
     precision: str = "auto"       # auto: bf16-mixed (or 16-mixed) on GPU, 32-true on CPU
+    cpu_threads: int = 0          # torch threads when training on CPU (0: torch's default);
+    #                               1 suits tiny models, whose many small ops lose to threading
 
 
 @dataclass
@@ -228,6 +230,8 @@ def _check(cfg: Config, path: Path) -> None:
         raise bad("training.stft_scales", "must be powers of two >= 8")
     if max(t.stft_scales) > t.chunk:
         raise bad("training.stft_scales", f"the largest window exceeds the chunk ({t.chunk})")
+    if t.cpu_threads < 0:
+        raise bad("training.cpu_threads", f"must be >= 0, got {t.cpu_threads}")
     if t.precision not in ("auto", "32-true", "bf16-mixed", "16-mixed"):
         raise bad("training.precision", "must be auto, 32-true, bf16-mixed or 16-mixed")
     if d.scales < 0 or (d.scales == 0 and not d.periods):

@@ -112,6 +112,9 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
     trainer = build_trainer(cfg, run_dir, devices, cfg.training.steps - start, progress,
                             callbacks)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    if cfg.training.cpu_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.training.cpu_threads)
     with warnings.catch_warnings():
         # Batches are a function of the step (data.py), so mid-epoch resumption is exact.
         warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before.*")
@@ -120,6 +123,7 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
             trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume else None)
         finally:  # Lightning switches this on process-wide; give the caller its setting back
             torch.use_deterministic_algorithms(was_deterministic)
+            torch.set_num_threads(threads)
     return model
 
 
