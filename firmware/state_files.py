@@ -17,6 +17,7 @@ interval when the menu changed something.
 """
 import contextlib
 import json
+import math
 import os
 import tempfile
 from typing import Any, Callable, Dict, Optional
@@ -237,19 +238,44 @@ def default_settings() -> Dict[str, Any]:
     }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_fraction(value: Any) -> bool:
+    return _is_number(value) and 0.0 <= value <= 1.0
+
+
 def validate_settings(data: Dict[str, Any]) -> None:
+    """Raise ValueError for settings the daemon could not use (a file that parses but lies)."""
     if data.get("macro_mode") not in MACRO_MODES:
         raise ValueError(f"macro_mode must be one of {', '.join(MACRO_MODES)}")
     for key in ("prior_temperature", "output_level", "macro_glide_s"):
         value = data.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if not _is_number(value) or value < 0:
             raise ValueError(f"{key} must be a number >= 0")
-    if not isinstance(data.get("cv_assign"), dict):
-        raise ValueError("cv_assign must be an object")
-    if not isinstance(data.get("attribute_ranges"), dict):
-        raise ValueError("attribute_ranges must be an object")
-    if not isinstance(data.get("snapshots"), list):
-        raise ValueError("snapshots must be a list")
+    if not isinstance(data.get("pitch_mode"), bool):
+        raise ValueError("pitch_mode must be true or false")
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValueError("model must be a folder name or null")
+    assign = data.get("cv_assign")
+    if not isinstance(assign, dict) or not all(
+            key in ("cv2", "cv3", "cv4")
+            and (index is None or (isinstance(index, int) and not isinstance(index, bool)
+                                   and index >= 0))
+            for key, index in assign.items()):
+        raise ValueError("cv_assign must map cv2..cv4 to an attribute index or null")
+    ranges = data.get("attribute_ranges")
+    if not isinstance(ranges, dict) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(_is_fraction(v) for v in pair)
+            and pair[0] <= pair[1] for pair in ranges.values()):
+        raise ValueError("attribute_ranges must map names to [low, high] within 0..1")
+    snapshots = data.get("snapshots")
+    if not isinstance(snapshots, list) or not all(
+            isinstance(point, list) and all(_is_fraction(v) for v in point)
+            for point in snapshots):
+        raise ValueError("snapshots must be lists of fractions 0..1")
 
 
 def default_calibration() -> Dict[str, Any]:
@@ -264,13 +290,21 @@ def validate_calibration(data: Dict[str, Any]) -> None:
     for key in ("cv_offset_v", "cv_scale"):
         values = data.get(key)
         if not isinstance(values, list) or len(values) != CV_COUNT or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                _is_number(v) for v in values):
             raise ValueError(f"{key} must be a list of {CV_COUNT} numbers")
     if any(v == 0 for v in data["cv_scale"]):
         raise ValueError("cv_scale must not be zero")
     pitch = data.get("pitch")
-    if pitch is not None and not isinstance(pitch, dict):
-        raise ValueError("pitch must be an object or null")
+    if pitch is None:
+        return
+    # The bounds of calibration.PitchCalibration.from_readings (a 1.6..2.4 V span,
+    # a 1 V reading within 0.5 V): anything else was not written by this firmware.
+    if not (isinstance(pitch, dict) and pitch.get("cv") in range(CV_COUNT)
+            and _is_number(pitch.get("semitones_per_volt"))
+            and 24 / 2.4 - 1e-9 <= pitch["semitones_per_volt"] <= 24 / 1.6 + 1e-9
+            and _is_number(pitch.get("reading_at_1v"))
+            and abs(pitch["reading_at_1v"] - 1.0) <= 0.5 + 1e-9):
+        raise ValueError("pitch must be null or a calibration of CV1..CV4")
 
 
 def settings_file(folder: Optional[str] = None) -> StateFile:

@@ -297,3 +297,34 @@ def test_sigkill_while_saving_in_a_loop_never_loses_the_last_save(tmp_path):
         assert printed[-1] <= loaded <= printed[-1] + 1
         last = loaded
     assert last > 8
+
+
+@pytest.mark.parametrize("key,value", [
+    ("cv_assign", {"cv1": 0}), ("cv_assign", {"cv2": "rms"}), ("cv_assign", {"cv2": -1}),
+    ("attribute_ranges", {"rms": [0.5, 0.2]}), ("attribute_ranges", {"rms": [0, 2]}),
+    ("snapshots", [[0.5, "x"]]), ("snapshots", [0.5]), ("pitch_mode", 1),
+    ("output_level", float("nan")), ("model", 3)])
+def test_settings_the_daemon_could_not_use_are_refused(tmp_path, key, value):
+    with pytest.raises(ValueError):
+        sf.validate_settings(dict(sf.default_settings(), **{key: value}))
+    # Written by hand into the file, they make the load fall back, not crash later.
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    doc = json.loads(f.encode(dict(sf.default_settings(), **{key: value})))
+    with open(f.path, "w") as out:
+        json.dump(doc, out)
+    result = f.load()
+    assert result.source == sf.SOURCE_BACKUP and result.data["model"] == "model-1"
+
+
+@pytest.mark.parametrize("pitch", [
+    {"cv": 4, "semitones_per_volt": 12.0, "reading_at_1v": 1.0},
+    {"cv": 0, "semitones_per_volt": 30.0, "reading_at_1v": 1.0},
+    {"cv": 0, "semitones_per_volt": 12.0, "reading_at_1v": 3.0},
+    {"cv": 0}, "12 st/V"])
+def test_a_pitch_calibration_this_firmware_would_not_make_is_refused(pitch):
+    with pytest.raises(ValueError, match="pitch"):
+        sf.validate_calibration(dict(sf.default_calibration(), pitch=pitch))
+    good = {"cv": 0, "semitones_per_volt": 12.0, "reading_at_1v": 1.0}
+    sf.validate_calibration(dict(sf.default_calibration(), pitch=good))
