@@ -251,7 +251,7 @@ def validate_settings(data: Dict[str, Any]) -> None:
     if data.get("macro_mode") not in MACRO_MODES:
         raise ValueError(f"macro_mode must be one of {', '.join(MACRO_MODES)}")
     for key in ("prior_temperature", "output_level", "macro_glide_s"):
-        value = data.get(key)
+        value: Any = data.get(key)
         if not _is_number(value) or value < 0:
             raise ValueError(f"{key} must be a number >= 0")
     if not isinstance(data.get("pitch_mode"), bool):
