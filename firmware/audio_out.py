@@ -82,6 +82,8 @@ class AudioOutput:
         self.frames_played = 0
         self.status_underflows = 0
         self._drop_queued = False
+        self._stamp = np.zeros(3, dtype=np.float64)  # ring index, monotonic s, DAC delay s
+        self._stamp_seq = 0
         # Written by the keeper only.
         self.state = STATE_STOPPED
         self.opens = 0
@@ -105,6 +107,14 @@ class AudioOutput:
             # A new stream starts from fresh audio, not what queued while the device was gone.
             self._drop_queued = False
             self.ring.drop_all()
+        # Stamp which ring sample this block starts with and when it reaches the DAC,
+        # for control-to-sound latency (seqlock: odd while the stamp is being written).
+        self._stamp_seq += 1
+        stamp = self._stamp
+        stamp[0] = self.ring.total_read
+        stamp[1] = time.monotonic()
+        stamp[2] = max(time_info.outputBufferDacTime - time_info.currentTime, 0.0)
+        self._stamp_seq += 1
         self.ring.read_into(outdata[:, 0])
         if self.channels > 1:
             outdata[:, 1:] = outdata[:, :1]
@@ -119,6 +129,23 @@ class AudioOutput:
     def underflows(self) -> int:
         """Every underflow seen: PortAudio's flag and ring shortfalls."""
         return self.status_underflows + self.ring.underflows
+
+    def play_time(self, ring_index: int) -> Optional[float]:
+        """When ring sample `ring_index` reaches (or reached) the DAC, in time.monotonic().
+
+        From the newest callback's stamp, assuming no underflow in between; None before
+        the first callback. The voice thread uses it to measure control-to-sound latency:
+        note the ring index where a gate's first frame was written, then
+        `play_time(index) - gate time`.
+        """
+        for _ in range(100):
+            seq = self._stamp_seq
+            if seq == 0:
+                return None
+            index, clock, delay = (float(v) for v in self._stamp)
+            if seq % 2 == 0 and seq == self._stamp_seq:
+                return clock + delay + (ring_index - index) / self.samplerate
+        return None
 
     def start(self) -> None:
         """Start playing as soon as the device can be opened; returns at once."""
