@@ -206,3 +206,28 @@ def test_fader_penalty_drives_latent_accuracy_toward_chance(tmp_path):
     removed = _fader_accuracy(data, tmp_path, 5.0)
     assert kept > 0.15, kept
     assert removed < 0.12 and removed < kept - 0.07, (kept, removed)
+
+
+def test_store_curves_are_used_when_the_store_hop_is_the_model_hop(tmp_path):
+    from neurorave.models.config import load_config
+    from neurorave.models.datastore import open_dataset
+    from neurorave.models.descriptors_torch import compute_batch
+    from neurorave.models.training.data import StepBatches
+    from neurorave.models.training.stats import resolve_stats
+
+    cfg = load_config(_config(tmp_path, training={"chunk": 4096}))
+    swells = _sines(8, 8192, 2) * np.linspace(0.05, 1.0, 8192, dtype=np.float32) ** 2
+    store = open_dataset(write_dataset(tmp_path / "hop32", swells, SR,
+                                       [f"h{i}" for i in range(8)], hop=cfg.model.hop))
+    stats = resolve_stats(store, cfg, tmp_path)
+    assert stats["source"] == "dataset" and stats["hop"] == 32
+    batch = StepBatches(store, cfg, seed=0, stop=10)[3]
+    assert batch["curves"].shape == (cfg.training.batch_size, len(cfg.model.attributes),
+                                     cfg.training.chunk // cfg.model.hop)
+    recomputed = compute_batch(batch["audio"], SR, cfg.model.hop, cfg.model.attributes).float()
+    # Away from the crop's edges (where the store had real context) both agree.
+    inner = slice(20, -20)  # the analysis window spans 32 frames
+    rms = cfg.model.attributes.index("rms")
+    assert batch["curves"][:, rms, inner].numel() >= 4 * 80
+    assert torch.allclose(batch["curves"][:, rms, inner], recomputed[:, rms, inner], rtol=1e-3,
+                          atol=1e-4)

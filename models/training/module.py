@@ -213,7 +213,7 @@ class FaderRave(pl.LightningModule):
     # -- validation --------------------------------------------------------------------
     def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> None:
         audio, raw, attrs, targets = self._inputs(batch)
-        gen = self._generator(-1 - batch_idx)
+        gen = self._generator(2 ** 40 + batch_idx)  # fixed noise, apart from training steps
         mean, _ = self.encoder(audio)
         y = self.decoder(mean, attrs, self._noise(audio.shape[0], attrs.shape[-1], gen))
         _, accuracy = latent_cross_entropy(self.latent_discriminator(mean), targets)
