@@ -44,8 +44,14 @@ def _train(p: argparse.ArgumentParser) -> None:
 
 
 def _export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="training run folder")
+    p.add_argument("run", nargs="?", default=None, help="training run folder")
     p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--fidelity", type=float, default=None,
+                   help="share of latent variance the exposed PCA dims keep (default 0.95)")
+    p.add_argument("--frames-per-call", type=int, default=1, help="latent frames per call")
+    p.add_argument("--data", default=None, help="dataset for the latent PCA (default: the run's)")
+    p.add_argument("--reference", default=None, metavar="NAME",
+                   help="export the reference decoder NAME (rave-v1) instead of a run")
 
 
 def _evaluate(p: argparse.ArgumentParser) -> None:
@@ -90,7 +96,8 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
                  _describe),
     "train": ("neurorave.models.training.cli:main", 4, "train an F-RAVE or C-RAVE model",
               _train),
-    "export": (None, 5, "export a training run as a model bundle", _export),
+    "export": ("neurorave.models.export.command:main", 5,
+               "export a training run as a model bundle", _export),
     "evaluate": (None, 9, "measure a bundle: reconstruction, control, report", _evaluate),
     "render": (None, 8, "play a patch offline into a WAV file", _render),
     "run": (None, 8, "the instrument: run the daemon", _run),

@@ -28,6 +28,28 @@ model.json, format version 1:
     }
 `inputs` and `outputs` list the graph's signal tensors; `states` pair each cache
 input with the output that carries it to the next call (zeros after a reset).
+
+Optional fields (written by `neurorave export`; older bundles without them still load):
+    top level:
+      "latent_full_size": 16,          # the network's latent dims before PCA/fidelity
+      "fidelity": 0.95,                # share of latent variance the exposed dims keep
+      "pca": {"mean": [L], "components": [[L] x L], "explained_variance_ratio": [L],
+              "frames": N, "fitted_on": "..."}
+                                       # baked into the graphs already: the decoder's `z`
+                                       # holds PCA coordinates (dim 0 = first component;
+                                       # unexposed ones are 0 = the training mean) and the
+                                       # encoder returns them. For information and tools.
+      "source": {...}, "reference": {...}   # provenance, free-form
+    attributes: min/max are the RAW descriptor range of the training set, in `unit`;
+      the decoder graph normalises raw values itself (device feeds raw values).
+    per graph:
+      "macs_per_frame": 123456,        # multiply-accumulates per latent frame, counted
+                                       # in torch at export (convolutions, matmuls)
+      "noise": [{"input": "noise", "distribution": "uniform", "low": -1.0, "high": 1.0}]
+                                       # inputs the player fills with fresh white noise
+                                       # every call (the engine's `fill_noise`); the
+                                       # graph itself stays deterministic
+      states[i].module: the network module the cache belongs to (information)
 """
 import hashlib
 import json
@@ -72,9 +94,22 @@ class StateSpec:
         return f"StateSpec({self.input!r} -> {self.output!r}, {self.shape})"
 
 
+class NoiseSpec:
+    """An input the player fills with white noise, uniform in [low, high), every call."""
+
+    def __init__(self, input: str, low: float, high: float):
+        self.input = input
+        self.low = low
+        self.high = high
+
+    def __repr__(self) -> str:
+        return f"NoiseSpec({self.input!r}, uniform {self.low}..{self.high})"
+
+
 class GraphSpec:
     def __init__(self, role: str, path: str, sha256: str, frames_per_call: int,
-                 inputs: List[TensorSpec], outputs: List[TensorSpec], states: List[StateSpec]):
+                 inputs: List[TensorSpec], outputs: List[TensorSpec], states: List[StateSpec],
+                 noise: Optional[List[NoiseSpec]] = None, macs_per_frame: Optional[int] = None):
         self.role = role
         self.path = path
         self.sha256 = sha256
@@ -82,6 +117,8 @@ class GraphSpec:
         self.inputs = inputs
         self.outputs = outputs
         self.states = states
+        self.noise = noise or []
+        self.macs_per_frame = macs_per_frame
 
 
 class Attribute:
@@ -185,14 +222,33 @@ def _read_graph(reader: _Reader, folder: str, role: str, graph: Dict[str, Any]) 
         states.append(StateSpec(reader.get(item, "input", str, where),
                                 reader.get(item, "output", str, where),
                                 reader.shape(item, where)))
+    inputs = _read_tensors(reader, graph, "inputs", ctx)
+    noise = []
+    noise_items = reader.get(graph, "noise", list, ctx) if "noise" in graph else []
+    for i, item in enumerate(noise_items):
+        where = f"{ctx}noise[{i}]."
+        name = reader.get(item, "input", str, where)
+        if name not in [t.name for t in inputs]:
+            raise reader.fail(f"model.json '{where}input' names no input of the graph: {name}")
+        if reader.get(item, "distribution", str, where) != "uniform":
+            raise reader.fail(f"model.json '{where}distribution' must be 'uniform'")
+        low = float(reader.get(item, "low", (int, float), where))
+        high = float(reader.get(item, "high", (int, float), where))
+        if not low < high:
+            raise reader.fail(f"model.json '{where}' range is empty ({low} .. {high})")
+        noise.append(NoiseSpec(name, low, high))
+    macs = reader.positive_int(graph, "macs_per_frame", ctx) if "macs_per_frame" in graph \
+        else None
     return GraphSpec(
         role=role,
         path=os.path.join(folder, file_name),
         sha256=reader.get(graph, "sha256", str, ctx).lower(),
         frames_per_call=reader.positive_int(graph, "frames_per_call", ctx),
-        inputs=_read_tensors(reader, graph, "inputs", ctx),
+        inputs=inputs,
         outputs=_read_tensors(reader, graph, "outputs", ctx),
         states=states,
+        noise=noise,
+        macs_per_frame=macs,
     )
 
 
