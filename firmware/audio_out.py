@@ -65,6 +65,7 @@ class AudioOutput:
                  blocksize: int = 256, latency: Union[str, float] = "low",
                  stall_timeout_s: float = 0.5, retry_min_s: float = 0.1,
                  retry_max_s: float = 2.0, close_timeout_s: float = 2.0,
+                 rescan_interval_s: float = 3.0,
                  on_event: Optional[Callable[[str], None]] = None):
         self.ring = ring
         self.samplerate = int(samplerate)
@@ -76,6 +77,8 @@ class AudioOutput:
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.close_timeout_s = close_timeout_s
+        self.rescan_interval_s = rescan_interval_s
+        self._last_rescan = float("-inf")
         self._on_event = on_event
         # Written by the callback only.
         self.callbacks = 0
@@ -204,8 +207,13 @@ class AudioOutput:
     def _resolve_device(self) -> Dict[str, Any]:
         try:
             return dict(sd.query_devices(self.device, "output"))
-        except ValueError:
-            # Not in the list PortAudio made at start: maybe it appeared since.
+        except (ValueError, sd.PortAudioError):
+            # Not in the list PortAudio made at start: maybe it appeared since. A re-scan
+            # probes every ALSA device (slow, and noisy on stderr): not too often.
+            now = time.monotonic()
+            if now - self._last_rescan < self.rescan_interval_s:
+                raise
+            self._last_rescan = now
             if rescan_devices():
                 return dict(sd.query_devices(self.device, "output"))
             raise

@@ -45,7 +45,8 @@ def produce():
 events = []
 out = AudioOutput(ring, 48000, device=DEVICE, channels=CHANNELS, blocksize=256,
                   stall_timeout_s=0.5,
-                  retry_min_s=0.05, retry_max_s=0.4, on_event=events.append)
+                  retry_min_s=0.05, retry_max_s=0.4, rescan_interval_s=1.0,
+                  on_event=events.append)
 
 def report(name, **extra):
     doc = dict(out.status(), written=written[0], ring_read=ring.total_read,
