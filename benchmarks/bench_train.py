@@ -5,7 +5,7 @@ synthetic dataset, once in phase 1 (reconstruction + fader) and once in phase 2
 (adversarial critics), and reports the median step time after a warm-up.
 
     nice .venv/bin/python benchmarks/bench_train.py [--config small] [--steps 12]
-        [--warmup 3] [--threads 2] [--devices 1] [--json]
+        [--warmup 3] [--threads 2] [--devices 1] [--phases 1,2] [--json]
 """
 import argparse
 import json
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--phases", default="1,2", help="which phases to time (1, 2 or 1,2)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = synthetic_dataset(folder, cfg.model.sample_rate, cfg.training.chunk)
-        for phase in (1, 2):
+        for phase in sorted({int(x) for x in args.phases.split(",")}):
             results.append(measure(args.config, phase, data, folder, args.steps, args.warmup,
                                    args.devices))
     report = {"config": cfg.name, "device": device, "batch_size": cfg.training.batch_size,

@@ -231,3 +231,17 @@ def test_store_curves_are_used_when_the_store_hop_is_the_model_hop(tmp_path):
     assert batch["curves"][:, rms, inner].numel() >= 4 * 80
     assert torch.allclose(batch["curves"][:, rms, inner], recomputed[:, rms, inner], rtol=1e-3,
                           atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_tiny_trains_on_gpu_in_mixed_precision(data, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA device")
+    rec = Recorder()
+    model = train("tiny", str(data), str(tmp_path / "gpu"), steps=5, progress=False,
+                  callbacks=[rec])
+    assert model.completed_steps == 5 and model.device.type == "cuda"
+    assert model.trainer.precision in ("bf16-mixed", "16-mixed")
+    assert all(np.isfinite(list(m.values())).all() for m in rec.metrics)
+    state = torch.load(tmp_path / "gpu" / "weights" / "last.pt", weights_only=True)
+    assert all(v.device.type == "cpu" for v in state.values())
