@@ -237,10 +237,17 @@ def test_store_curves_are_used_when_the_store_hop_is_the_model_hop(tmp_path):
 def test_tiny_trains_on_gpu_in_mixed_precision(data, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("this torch build has no CUDA device")
-    rec = Recorder()
+    class Device(pl.Callback):
+        seen = set()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.seen.add((module.device.type, str(trainer.precision)))
+
+    rec, device = Recorder(), Device()
     model = train("tiny", str(data), str(tmp_path / "gpu"), steps=5, progress=False,
-                  callbacks=[rec])
-    assert model.completed_steps == 5 and model.device.type == "cuda"
+                  callbacks=[rec, device])
+    assert model.completed_steps == 5
+    assert device.seen <= {("cuda", "bf16-mixed"), ("cuda", "16-mixed")} and device.seen
     assert all(np.isfinite(list(m.values())).all() for m in rec.metrics)
     state = torch.load(tmp_path / "gpu" / "weights" / "last.pt", weights_only=True)
     assert all(v.device.type == "cpu" for v in state.values())
