@@ -90,6 +90,15 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def _copy_synced(source: str, target: str) -> None:
+    with open(source, "rb") as f:
+        payload = f.read()
+    with open(target, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class StateFile:
     """One versioned JSON state file with its `.bak`, saved atomically.
 
@@ -178,7 +187,11 @@ class StateFile:
             if self._current_is_good():
                 # link + rename keeps a complete `.bak` on disk at every instant.
                 bak_tmp = tmp + ".bak"
-                os.link(self.path, bak_tmp)
+                try:
+                    os.link(self.path, bak_tmp)
+                except OSError:
+                    # No hard links here (FAT, some FUSE mounts): a synced copy will do.
+                    _copy_synced(self.path, bak_tmp)
                 os.replace(bak_tmp, self.backup_path)
             os.replace(tmp, self.path)
             _fsync_dir(self.folder)

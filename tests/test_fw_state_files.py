@@ -100,6 +100,20 @@ def test_a_torn_current_file_never_replaces_a_good_backup(tmp_path):
     assert f.load().data["model"] == "model-1"  # the torn file did not become the backup
 
 
+def test_previous_copy_is_kept_where_hard_links_are_refused(tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise PermissionError("hard links not supported")
+
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    monkeypatch.setattr(os, "link", no_links)
+    f.save(_settings(2))
+    assert f.load().data["model"] == "model-2"
+    os.unlink(f.path)
+    assert f.load().data["model"] == "model-1"
+    assert sorted(os.listdir(tmp_path)) == ["settings.json.bak"]
+
+
 def test_settings_and_calibration_are_separate_files(tmp_path):
     settings, calibration = sf.settings_file(str(tmp_path)), sf.calibration_file(str(tmp_path))
     settings.save(_settings(1))
@@ -232,7 +246,14 @@ def _save_and_die_at(folder, counter, cut_at):
         else status >> 8
 
 
-def test_a_cut_at_any_point_of_a_save_keeps_the_last_good_settings(tmp_path):
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_cut_at_any_point_of_a_save_keeps_the_last_good_settings(tmp_path, monkeypatch,
+                                                                   hard_links):
+    if not hard_links:
+        def no_links(*args, **kwargs):
+            raise PermissionError("hard links not supported")
+
+        monkeypatch.setattr(os, "link", no_links)
     folder = str(tmp_path)
     total = _count_events(str(tmp_path / "count"))
     assert total > 30
