@@ -1,0 +1,232 @@
+"""`neurorave bench BUNDLE [--threads N] [--json] [--engine KIND] [--seconds S] [--reference DIR]`.
+
+Per engine: per-frame time (p50, p99, max), real-time factor, multiply-accumulates per
+second of audio (from `macs_per_frame`, counted in torch at export), peak RSS, and bundle
+load plus first frame. The same figures for the RAVE-v1-sized reference decoder come
+with every report, with the ratios between the two, so a figure taken on a busy or
+unknown machine still reads as a comparison.
+
+Each (bundle, engine) is measured in a fresh Python process: peak RSS and load time
+are then that engine's own, not what an earlier measurement left behind. The hot loop
+is what the voice thread does: fill the noise, run the decoder into bound buffers.
+No torch here: the reference bundle is exported once by the learning side
+(`neurorave export --reference rave-v1 --out DIR`); when it is missing and torch is
+importable, bench makes it itself, cached under ~/.cache/neurorave.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional
+
+from neurorave.firmware.errors import UserError
+from neurorave.models.runtime.bundle import load_bundle
+from neurorave.models.runtime.engines import KINDS
+
+REFERENCE_NAME = "rave-v1"
+WARMUP_CALLS = 10
+MIN_CALLS = 30
+
+
+def reference_path() -> str:
+    """Where the reference bundle is looked for: $NEURORAVE_REFERENCE, else the cache."""
+    explicit = os.environ.get("NEURORAVE_REFERENCE")
+    if explicit:
+        return explicit
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "neurorave", "reference", REFERENCE_NAME)
+
+
+def _make_command(path: str) -> str:
+    return f"neurorave export --reference {REFERENCE_NAME} --out {path}"
+
+
+def ensure_reference(path: str) -> Optional[str]:
+    """The reference bundle's path, made now if torch is here; None (and a note) if not."""
+    if os.path.isfile(os.path.join(path, "model.json")):
+        return path
+    if importlib.util.find_spec("torch") is None:
+        print(f"bench: the reference bundle is missing ({path}); make it once on a machine "
+              f"with the learning side installed: {_make_command(path)} (then copy it here, "
+              "or point NEURORAVE_REFERENCE at it)", file=sys.stderr)
+        return None
+    print(f"bench: making the reference bundle once: {_make_command(path)}", file=sys.stderr)
+    result = subprocess.run([sys.executable, "-m", "neurorave.firmware.cli", "export",
+                             "--reference", REFERENCE_NAME, "--out", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"could not make the reference bundle ({last}); "
+                        f"try: {_make_command(path)}")
+    return path
+
+
+# The child: one bundle on one engine, figures as JSON on stdout.
+_CHILD = r"""
+import json, resource, sys, time
+start = time.perf_counter()
+import numpy as np
+from neurorave.models.runtime.bundle import load_bundle
+from neurorave.models.runtime.engines import EngineUnavailable, open_engine
+imported = time.perf_counter()
+path, kind, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+loaded = time.perf_counter()
+try:
+    bundle = load_bundle(path)
+    engine = open_engine(bundle, kind, threads, roles=["decoder"])
+except EngineUnavailable as exc:
+    print(json.dumps({"engine": kind, "unavailable": str(exc)}))
+    sys.exit(0)
+dec = engine.graphs["decoder"]
+rng = np.random.default_rng(0)
+for name, array in dec.inputs.items():
+    if name == "z":
+        array[...] = rng.standard_normal(array.shape)
+    elif name == "attributes":  # mid-range raw values
+        for i, a in enumerate(bundle.attributes):
+            array[:, i, :] = 0.5 * (a.min + a.max)
+dec.fill_noise()
+dec.run()
+first = time.perf_counter()
+for _ in range(WARMUP_CALLS):
+    dec.fill_noise()
+    dec.run()
+clock = time.perf_counter_ns
+times = np.zeros(1000000, dtype=np.int64)
+n = 0
+deadline = clock() + int(seconds * 1e9)
+while n < MIN_CALLS or (clock() < deadline and n < len(times)):
+    t0 = clock()
+    dec.fill_noise()
+    dec.run()
+    times[n] = clock() - t0
+    n += 1
+per_frame = times[:n] / 1e9 / dec.spec.frames_per_call
+print(json.dumps({
+    "engine": engine.kind, "provider": engine.provider, "notes": engine.notes,
+    "calls": n, "frames_per_call": dec.spec.frames_per_call,
+    "p50_ms": float(np.percentile(per_frame, 50) * 1e3),
+    "p99_ms": float(np.percentile(per_frame, 99) * 1e3),
+    "max_ms": float(per_frame.max() * 1e3), "mean_ms": float(per_frame.mean() * 1e3),
+    "import_s": imported - start, "load_first_frame_s": first - loaded,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "rss_before_load_mb": rss_before / 1024.0,
+}))
+""".replace("WARMUP_CALLS", str(WARMUP_CALLS)).replace("MIN_CALLS", str(MIN_CALLS))
+
+
+def measure(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any]:
+    """One bundle on one engine kind, in a fresh process."""
+    result = subprocess.run([sys.executable, "-c", _CHILD, path, kind, str(threads),
+                             str(seconds)], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"measuring {path} on {kind} failed: {last}")
+    figures: Dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    if "unavailable" in figures:
+        return figures
+    bundle = load_bundle(path, verify_files=False)
+    frame_seconds = bundle.frame_size / bundle.sample_rate
+    figures["realtime_factor"] = frame_seconds / (figures["mean_ms"] / 1e3)
+    figures["realtime_factor_p99"] = frame_seconds / (figures["p99_ms"] / 1e3)
+    macs = bundle.graphs["decoder"].macs_per_frame
+    if macs is not None:
+        figures["macs_per_frame"] = macs
+        figures["gmacs_per_audio_second"] = macs / frame_seconds / 1e9
+        figures["achieved_gmacs_per_second"] = macs / (figures["mean_ms"] / 1e3) / 1e9
+    return figures
+
+
+def _describe(path: str) -> Dict[str, Any]:
+    bundle = load_bundle(path)
+    return {"path": path, "name": bundle.name, "sample_rate": bundle.sample_rate,
+            "frame_size": bundle.frame_size, "frame_ms": bundle.latency_ms,
+            "macs_per_frame": bundle.graphs["decoder"].macs_per_frame}
+
+
+def _kinds(engine: str) -> List[str]:
+    if engine == "auto":
+        return list(KINDS)
+    if engine not in KINDS:
+        raise UserError(f"unknown engine '{engine}' (choose from auto, {', '.join(KINDS)})")
+    return [engine]
+
+
+def bench(path: str, engine: str = "auto", threads: int = 1, seconds: float = 3.0,
+          reference: Optional[str] = None) -> Dict[str, Any]:
+    if threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    if seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    report: Dict[str, Any] = {"bundle": _describe(path), "threads": threads, "engines": {},
+                              "skipped": {}}
+    ref_path = ensure_reference(reference or reference_path())
+    report["reference"] = _describe(ref_path) if ref_path else None
+    for kind in _kinds(engine):
+        figures = measure(path, kind, threads, seconds)
+        if "unavailable" in figures:
+            report["skipped"][kind] = figures["unavailable"]
+            continue
+        entry: Dict[str, Any] = {"bundle": figures}
+        if ref_path:
+            ref = measure(ref_path, kind, threads, seconds)
+            entry["reference"] = ref
+            entry["ratio"] = {
+                "realtime_factor": figures["realtime_factor"] / ref["realtime_factor"],
+                "p50_ms": figures["p50_ms"] / ref["p50_ms"],
+            }
+            if "gmacs_per_audio_second" in figures and "gmacs_per_audio_second" in ref:
+                entry["ratio"]["macs_per_audio_second"] = (figures["gmacs_per_audio_second"]
+                                                           / ref["gmacs_per_audio_second"])
+        report["engines"][kind] = entry
+    if not report["engines"]:
+        raise UserError("no engine could run the bundle here: " + "; ".join(
+            f"{k}: {v}" for k, v in report["skipped"].items()))
+    return report
+
+
+def _row(label: str, f: Dict[str, Any]) -> str:
+    macs = f.get("gmacs_per_audio_second")
+    macs_text = f"{macs:8.3f}" if macs is not None else "       ?"
+    return (f"  {label:<10} {f['p50_ms']:8.3f} {f['p99_ms']:8.3f} {f['max_ms']:8.3f} "
+            f"{f['realtime_factor']:8.1f}x {macs_text} {f['peak_rss_mb']:8.0f} "
+            f"{f['load_first_frame_s']:7.2f}")
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    b = report["bundle"]
+    lines = [f"bundle {b['name']}: {b['frame_size']} samples/frame at {b['sample_rate']} Hz "
+             f"({b['frame_ms']:.1f} ms), {report['threads']} thread(s)"]
+    ref = report["reference"]
+    if ref:
+        lines.append(f"reference {ref['name']}: {ref['frame_size']} samples/frame at "
+                     f"{ref['sample_rate']} Hz ({ref['frame_ms']:.1f} ms), random weights")
+    else:
+        lines.append("reference: missing (see the note above), no ratios")
+    for kind, entry in report["engines"].items():
+        f = entry["bundle"]
+        lines.append(f"{kind} ({f['provider']}), {f['calls']} calls:")
+        lines.append(f"  {'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RT x':>9} "
+                     f"{'GMAC/s':>8} {'RSS MB':>8} {'load s':>7}")
+        lines.append(_row("bundle", f))
+        if "reference" in entry:
+            lines.append(_row("reference", entry["reference"]))
+            r = entry["ratio"]
+            extra = (f", MACs per audio second {r['macs_per_audio_second']:.4f}x the reference"
+                     if "macs_per_audio_second" in r else "")
+            lines.append(f"  ratio: real-time factor {r['realtime_factor']:.2f}x the "
+                         f"reference's{extra}")
+    for kind, why in report["skipped"].items():
+        lines.append(f"{kind}: skipped ({why})")
+    lines.append("GMAC/s = multiply-accumulates per second of audio; load s = bundle load "
+                 "+ first frame (per-engine process, import excluded)")
+    return "\n".join(lines)
+
+
+def main(args: Any) -> int:
+    report = bench(args.bundle, args.engine, args.threads, args.seconds, args.reference)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
