@@ -9,7 +9,9 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 
 APT_RUN := libportaudio2 libsndfile1
-APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugins systemd
+# chromium + chromium-driver: the evaluation report is opened in a real headless browser.
+APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugins systemd \
+	chromium chromium-driver
 # Code that runs on the module: Python 3.8+, no torch.
 DEVICE_SIDE := firmware hardware models/runtime
 RUN_ARGS ?=

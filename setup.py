@@ -50,7 +50,8 @@ EXTRAS = {
     ],
     "gpu": ["onnxruntime-gpu>=1.10"],
     "jetson": ["Jetson.GPIO>=2.0"],
-    "dev": ["pytest>=7.4", "hypothesis>=6.80", "ruff>=0.5", "mypy>=1.8", "vermin>=1.6"],
+    "dev": ["pytest>=7.4", "hypothesis>=6.80", "ruff>=0.5", "mypy>=1.8", "vermin>=1.6",
+            "selenium>=4.10"],
 }
 
 setup(

@@ -55,10 +55,15 @@ def _export(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", help="model bundle folder")
+    p.add_argument("bundle", help="model bundle folder (ONNX Runtime) or training run (torch)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N items")
+    p.add_argument("--compare", default=None, metavar="OTHER",
+                   help="a second bundle or run (e.g. the C-RAVE twin), side by side")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where a run's checkpoint runs (a bundle: ort-cpu or ort-gpu)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _render(p: argparse.ArgumentParser) -> None:
@@ -85,6 +90,9 @@ def _bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per engine")
+    p.add_argument("--reference", default=None, metavar="DIR",
+                   help="reference bundle (default ~/.cache/neurorave/reference/rave-v1)")
 
 
 def _hwtest(p: argparse.ArgumentParser) -> None:
@@ -98,10 +106,12 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
               _train),
     "export": ("neurorave.models.export.command:main", 5,
                "export a training run as a model bundle", _export),
-    "evaluate": (None, 9, "measure a bundle: reconstruction, control, report", _evaluate),
+    "evaluate": ("neurorave.models.evaluation.command:main", 9,
+                 "measure a bundle: reconstruction, control, report", _evaluate),
     "render": (None, 8, "play a patch offline into a WAV file", _render),
     "run": (None, 8, "the instrument: run the daemon", _run),
-    "bench": (None, 5, "time a bundle's inference engines", _bench),
+    "bench": ("neurorave.models.runtime.bench:main", 5, "time a bundle's inference engines",
+              _bench),
     "hwtest": ("neurorave.hardware.hwtest:main", 7, "bring-up test of the panel hardware", _hwtest),
 }
 # `dataset` has sub-commands of its own.

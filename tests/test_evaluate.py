@@ -1,0 +1,233 @@
+"""`neurorave evaluate`: reconstruction, the paper's control protocol, the disentanglement
+probe, metrics.json and a report page that really opens in headless Chromium."""
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from neurorave.firmware.cli import main as cli_main
+from neurorave.models.datastore import write_dataset
+from neurorave.models.descriptors_torch import compute_batch
+from neurorave.models.evaluation.control import pearson01, run_control, synthetic
+from neurorave.models.evaluation.disentanglement import probe_accuracy
+from neurorave.models.evaluation.synth import Synth
+from neurorave.models.export.command import export_run
+from neurorave.models.training.cli import train
+
+SR = 16000
+
+
+def _tones(n, length, seed):
+    """Tones with a moving loudness and pitch, so every curve has something to follow."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / SR
+    rows = []
+    for _ in range(n):
+        f = rng.uniform(150, 1500) * (1 + 0.3 * t / t[-1])
+        env = 0.1 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+        rows.append(env * np.sin(2 * np.pi * np.cumsum(f) / SR)
+                    + 0.02 * rng.standard_normal(length))
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An F-RAVE bundle and its C-RAVE twin (a run), trained alike on the same data."""
+    root = tmp_path_factory.mktemp("evaluate")
+    data = write_dataset(root / "data", _tones(40, 4096, 0), SR, [f"s{i}" for i in range(40)])
+    torch.set_num_threads(1)
+    train("tiny", str(data), str(root / "frave"), steps=12, progress=False)
+    train("tiny-crave", str(data), str(root / "crave"), steps=12, progress=False)
+    export_run(str(root / "frave"), str(root / "bundle"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(models):
+    out = models / "report"
+    status = cli_main(["evaluate", str(models / "bundle"), "--data", str(models / "data"),
+                       "--out", str(out), "--limit", "3", "--compare", str(models / "crave")])
+    assert status == 0
+    return out
+
+
+def test_metrics_hold_every_measurement_for_both_models(report, models):
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["data"]["split"] == "test" and metrics["data"]["items"] == 3
+    assert metrics["paper"]["control_corr_by_size"]["F-RAVE"]["1"] == 0.83
+    bundle, run = metrics["models"]
+    assert (bundle["variant"], run["variant"]) == ("frave", "crave")
+    assert "bundle (ort-cpu" in bundle["kind"] and "torch" in run["kind"]
+    for m in (bundle, run):
+        names = m["attributes"]
+        r = m["reconstruction"]
+        assert len(r["mstft"]["items"]) == 3 and r["mstft"]["mean"] > 0
+        assert r["mel_l1"]["mean"] > 0 and r["perceptual"]["available"] is False
+        assert set(r["attribute_corr"]) == set(names)
+        c = m["control"]
+        assert set(c["single"]) == set(names)
+        for name in names:
+            assert set(c["single"][name]["modulators"]) == {"other", "ramp_up", "ramp_down",
+                                                            "sine", "sawtooth", "mean"}
+            score = c["single"][name]["all"]
+            assert 0 <= score["corr"] <= 1 and score["l1"] >= 0 and score["leak_l1"] >= 0
+        assert set(c["by_size"]) == {"1", "2", "3", "4"}
+        for size in ("2", "3", "4"):
+            sets = c["by_size"][size]["sets"]
+            assert sets and all(len(s["attributes"]) == int(size) for s in sets)
+        d = m["disentanglement"]
+        assert d["chance"] == pytest.approx(1 / 16) and 0 <= d["accuracy"] <= 1
+        assert set(d["attributes"]) == set(names)
+
+
+def test_the_bundle_and_its_checkpoint_measure_alike(models, tmp_path):
+    """The same model through ONNX Runtime (streamed) and torch (whole chunks)."""
+    status = cli_main(["evaluate", str(models / "frave"), "--data", str(models / "data"),
+                       "--out", str(tmp_path), "--limit", "2", "--compare",
+                       str(models / "bundle")])
+    assert status == 0
+    run, bundle = json.loads((tmp_path / "metrics.json").read_text())["models"]
+    # Same weights, same curves; only the noise generator differs between the two paths,
+    # and the bundle's z are PCA coordinates.
+    assert bundle["reconstruction"]["mstft"]["mean"] == pytest.approx(
+        run["reconstruction"]["mstft"]["mean"], rel=0.15)
+
+
+class ToneSynth(Synth):
+    """A 'model' that obeys its rms curve exactly and ignores the rest: the protocol must
+    give rms a high control score, the others chance, and no leak."""
+
+    name, variant, kind = "tone", "oracle", "numpy"
+    sample_rate, hop, step = SR, 256, 256
+    attributes = ["rms", "centroid"]
+    attr_min = np.array([0.0, 0.0])
+    attr_max = np.array([0.5, 4000.0])
+
+    def decode(self, z, raw_curves, seed=0):
+        frames = raw_curves.shape[-1]
+        t = np.arange(frames * self.hop)
+        centres = (np.arange(frames) + 0.5) * self.hop
+        out = np.zeros((len(z), len(t)), np.float32)
+        for i in range(len(z)):
+            amp = np.interp(t, centres, raw_curves[i, 0]) * np.sqrt(2)
+            out[i] = amp * np.sin(2 * np.pi * 440 * t / self.sample_rate)
+        return out
+
+
+def test_the_control_protocol_scores_an_obeyed_curve_high_and_an_ignored_one_at_chance():
+    synth = ToneSynth()
+    rng = np.random.default_rng(0)
+    frames = 64
+    raw = np.stack([np.stack([0.05 + 0.25 * rng.random() * (1 + np.sin(np.arange(frames) / 5
+                                                                      + i)),
+                              np.full(frames, 440.0)]) for i in range(4)])
+    audio = synth.decode(np.zeros((4, 1, frames)), raw)
+    curves = synth.normalise(synth.describe(audio))
+    result = run_control(synth, np.zeros((4, 1, frames)), curves, curves, seed=1)["metrics"]
+    single = result["single"]
+    assert single["rms"]["all"]["corr"] > 0.95
+    # Chance is 0.5; the flat centroid wobbles a little with the amplitude.
+    assert single["centroid"]["all"]["corr"] < 0.75
+    # Changing the centroid moves nothing (the synth ignores it): no leak into rms.
+    assert single["centroid"]["all"]["leak_l1"] < 0.02
+    assert result["by_size"]["1"]["corr"] == pytest.approx(
+        (single["rms"]["all"]["corr"] + single["centroid"]["all"]["corr"]) / 2)
+
+
+def test_modulators_and_the_score():
+    up = synthetic("ramp_up", 10, -0.5, 0.5)
+    assert up[0] == pytest.approx(-0.5) and up[-1] == pytest.approx(0.5)
+    assert np.all(np.diff(synthetic("ramp_down", 10, -1, 1)) < 0)
+    assert pearson01(up, up) == pytest.approx(1.0)
+    assert pearson01(up, -up) == pytest.approx(0.0)
+    assert pearson01(up, np.ones(10)) == 0.5  # a flat curve follows nothing
+
+
+def test_the_probe_finds_attributes_in_z_when_they_are_there():
+    rng = np.random.default_rng(0)
+    curves = rng.standard_normal((48, 2, 32)).cumsum(-1)
+    carrying = np.concatenate([curves, rng.standard_normal((48, 2, 32))], 1)
+    blind = rng.standard_normal((48, 4, 32))
+    seen = probe_accuracy(carrying[:32], curves[:32], carrying[32:], curves[32:], ["a", "b"])
+    unseen = probe_accuracy(blind[:32], curves[:32], blind[32:], curves[32:], ["a", "b"])
+    assert seen["accuracy"] > 3 * seen["chance"]
+    assert unseen["accuracy"] < 2 * unseen["chance"]
+
+
+def test_the_report_opens_in_headless_chromium(report, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "make test installs chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400"):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        browser.get((report / "report.html").resolve().as_uri())
+        deadline = time.monotonic() + 30
+        while True:
+            audio = browser.execute_script(
+                "return Array.from(document.querySelectorAll('audio')).map("
+                "a => [a.readyState, a.error ? a.error.code : 0, a.duration])")
+            if all(a[0] >= 1 or a[1] for a in audio) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        shot = tmp_path / "report.png"
+        assert browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    assert not errors, errors
+    # Originals and both models' reconstructions, and the control examples.
+    assert len(audio) >= 9
+    for ready, error, duration in audio:
+        assert error == 0 and ready >= 1 and duration > 0.1
+    assert len(images) >= 4 and all(done and width > 100 for done, width in images)
+    assert shot.stat().st_size > 20000
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["evaluate", "{root}/bundle", "--data", "{root}/data", "--out", "{root}/x", "--limit", "1"],
+     "--limit"),
+    (["evaluate", "{root}/nothing", "--data", "{root}/data", "--out", "{root}/x"], "no such"),
+    (["evaluate", "{root}/data", "--data", "{root}/data", "--out", "{root}/x"],
+     "neither a model bundle"),
+    (["evaluate", "{root}/bundle", "--data", "{root}/bundle", "--out", "{root}/x"], "bundle"),
+    (["evaluate", "{root}/bundle", "--data", "{root}/data22", "--out", "{root}/x"], "Hz"),
+    (["evaluate", "{root}/crave", "--data", "{root}/data", "--out", "{root}/x", "--device",
+      "cuda"], "CUDA"),
+])
+def test_bad_evaluate_requests_are_one_line(models, capsys, argv, words):
+    if not (models / "data22").exists():
+        write_dataset(models / "data22", _tones(6, 4096, 1), 22050, [f"t{i}" for i in range(6)])
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status = cli_main([a.format(root=models) for a in argv])
+    err = capsys.readouterr().err
+    assert status != 0 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_describe_matches_the_training_descriptors():
+    """The evaluator measures with the same descriptors the model was trained on."""
+    synth = ToneSynth()
+    audio = _tones(2, 4096, 5)
+    expected = compute_batch(torch.from_numpy(audio), SR, 256, ["rms", "centroid"],
+                             dtype=torch.float64).numpy()
+    assert np.allclose(synth.describe(audio), expected, atol=1e-5)
