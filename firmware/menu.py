@@ -11,6 +11,7 @@ Gestures: turn moves the cursor or changes the value being edited; a short press
 enters or confirms; a long press goes back one level; a double press goes home (the
 performance page). From the performance page a short press opens the main menu.
 """
+import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT, PitchWizard
@@ -18,6 +19,11 @@ from neurorave.firmware.calibration import CV_COUNT, PitchWizard
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
 ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
+
+
+def _folder_name(entry: "ModelEntry") -> str:
+    """The settings file names a model by its folder's name inside the models folder."""
+    return os.path.basename(entry.folder.rstrip("/")) or entry.folder
 
 
 class Action(NamedTuple):
@@ -347,7 +353,7 @@ class Menu:
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out = []
             for entry in menu.models:
-                current = "*" if entry.folder == menu.settings.get("model") else " "
+                current = "*" if _folder_name(entry) == menu.settings.get("model") else " "
                 if entry.error:
                     out.append((f"!{entry.name}", _explain(entry)))
                 else:
@@ -357,7 +363,7 @@ class Menu:
 
         def _load(entry: ModelEntry) -> Callable[["Menu"], List[Action]]:
             def go(menu: "Menu") -> List[Action]:
-                menu.settings["model"] = entry.folder
+                menu.settings["model"] = _folder_name(entry)
                 menu.home()
                 return [Action("load_model", entry.folder), Action("settings_changed", "model")]
             return go

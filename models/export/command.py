@@ -69,6 +69,7 @@ def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str,
     return {"mean": [float(v) for v in pca["mean"]],
             "components": [[float(v) for v in row] for row in pca["components"]],
             "explained_variance_ratio": [float(v) for v in pca["explained_variance_ratio"]],
+            "std": [float(v) for v in pca["std"]],
             "frames": frames, "fitted_on": source}
 
 

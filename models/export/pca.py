@@ -35,7 +35,8 @@ def latent_means(encoder: torch.nn.Module, audio: np.ndarray, hop: int,
 
 
 def fit_pca(latents: np.ndarray) -> Dict[str, np.ndarray]:
-    """mean [L], components [L, L] (rows, orthonormal, by falling variance), explained ratio."""
+    """mean [L], components [L, L] (rows, orthonormal, by falling variance), explained ratio,
+    and each coordinate's standard deviation (the scale the device explores the space by)."""
     mean = latents.mean(axis=0)
     centred = latents - mean
     cov = centred.T @ centred / max(1, len(latents) - 1)
@@ -49,13 +50,15 @@ def fit_pca(latents: np.ndarray) -> Dict[str, np.ndarray]:
     components = components * np.where(signs == 0, 1.0, signs)[:, None]
     total = variances.sum()
     ratio = variances / total if total > 0 else np.full(len(variances), 1.0 / len(variances))
-    return {"mean": mean, "components": components, "explained_variance_ratio": ratio}
+    return {"mean": mean, "components": components, "explained_variance_ratio": ratio,
+            "std": np.sqrt(variances)}
 
 
 def identity_pca(latent_size: int) -> Dict[str, np.ndarray]:
     """No PCA (the reference decoder): mean zero, components the identity."""
     return {"mean": np.zeros(latent_size), "components": np.eye(latent_size),
-            "explained_variance_ratio": np.full(latent_size, 1.0 / latent_size)}
+            "explained_variance_ratio": np.full(latent_size, 1.0 / latent_size),
+            "std": np.ones(latent_size)}
 
 
 def exposed_dims(explained_ratio: np.ndarray, fidelity: float) -> int:

@@ -1,0 +1,483 @@
+"""`neurorave run`: the instrument. One process, the thread model of DESIGN.md.
+
+- main thread: an asyncio loop, ticking every few milliseconds: newest CV readings and
+  gate edges to the voice, encoder gestures to the menu, the OLED redrawn only when
+  the menu changed (at most 30 fps), the LED, settings saved after a quiet interval,
+  stats, the systemd watchdog, the patch player or the window on the virtual board;
+- a worker thread loads models (the old model keeps playing meanwhile);
+- the voice thread renders one latent frame ahead into the ring (`voice.py`);
+- the PortAudio callback only copies from the ring (`audio_out.py`).
+
+Faults never stop it: a failing ADC holds the last good volts (the CV sampler retries)
+and the screen says so; a bad model is refused with a message while the previous one
+plays on; a lost audio device is reopened by the audio keeper; a slow frame is counted.
+SIGTERM and SIGINT fade out, save, and exit 0.
+"""
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from neurorave.firmware.calibration import (
+    CalibrationError,
+    CVCalibration,
+    PitchCalibration,
+    offsets_from_idle,
+)
+from neurorave.firmware.controls import AttributeRange, ControlSettings, attribute_bars
+from neurorave.firmware.errors import UserError
+from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
+from neurorave.firmware.realtime import lean_memory, lock_memory
+from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.state_files import calibration_file, settings_file
+from neurorave.firmware.stats import Stats, StatsWriter
+from neurorave.firmware.voice import Voice, VoiceModel
+
+DEVICE_RATE = 48000
+DEVICE_BLOCK = 256
+TICK_S = 0.005            # control rate: 200 Hz
+DRAW_MIN_S = 1.0 / 30     # the OLED at most 30 frames a second
+BARS_EVERY_S = 0.1        # performance bars
+INFO_EVERY_S = 1.0        # system info page and watchdog
+SAVE_QUIET_S = 2.0        # settings saved once the player stops turning for this long
+CAPTURE_S = 0.5           # calibration readings are averaged over this long
+LED_STATES = {"loading": ("yellow", True), "playing": ("green", False),
+              "error": ("red", True), "calibrating": ("magenta", True), "idle": ("blue", False)}
+
+
+def default_models_folder() -> str:
+    """The bundled models: models/pretrained inside the installed package."""
+    import neurorave.models
+
+    return os.path.join(os.path.dirname(os.path.abspath(neurorave.models.__file__)),
+                        "pretrained")
+
+
+def scan_models(folder: str) -> List[ModelEntry]:
+    """Every sub-folder with a model.json, readable or with the reason it is not."""
+    from neurorave.models.runtime.bundle import load_bundle
+
+    entries: List[ModelEntry] = []
+    if not os.path.isdir(folder):
+        return entries
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(os.path.join(path, "model.json")):
+            continue
+        try:
+            bundle = load_bundle(path, verify_files=False)
+        except UserError as exc:
+            entries.append(ModelEntry(path, name, error=str(exc)))
+            continue
+        entries.append(ModelEntry(path, bundle.name, bundle.sample_rate,
+                                  tuple(a.name for a in bundle.attributes)))
+    return entries
+
+
+def _cpu_temperature() -> Optional[float]:
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp") as handle:
+            return int(handle.read().strip()) / 1000.0
+    except (OSError, ValueError):
+        return None
+
+
+class Daemon:
+    def __init__(self, board: str = "sim", models: Optional[str] = None,
+                 audio_device: Optional[str] = None, headless: bool = False,
+                 patch: Optional[str] = None, seconds: Optional[float] = None,
+                 stats_path: Optional[str] = None, engine: str = "auto",
+                 state_dir: Optional[str] = None, log=None):
+        self.board_name = board
+        self.models_folder = models or default_models_folder()
+        self.audio_device = audio_device
+        self.headless = headless
+        self.patch_path = patch
+        self.seconds = seconds
+        self.stats_path = stats_path
+        self.engine_kind = engine
+        self.state_dir = state_dir
+        self.log = log or (lambda text: print(f"neurorave run: {text}", file=sys.stderr,
+                                              flush=True))
+        self.stats = Stats()
+        self.state = "idle"
+        self._stop: Optional[asyncio.Event] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loading: Optional[str] = None
+        self._current: Optional[str] = None  # the folder name of the model last loaded
+        self._settings_dirty_at: Optional[float] = None
+        self._capture: Optional[Dict[str, Any]] = None
+        self._cv_failing = False
+        self._rt_said = False
+
+    # ---- start-up ---------------------------------------------------------------------
+    def _open(self) -> None:
+        from neurorave.firmware.audio_out import AudioOutput
+        from neurorave.hardware.board import load_board
+        from neurorave.hardware.cv_sampler import CvSampler
+        from neurorave.hardware.panel import open_panel
+
+        self.settings_store = settings_file(self.state_dir)
+        self.calibration_store = calibration_file(self.state_dir)
+        loaded = self.settings_store.load()
+        self.settings = loaded.data
+        cal = self.calibration_store.load()
+        self.calibration_data = cal.data
+        self.calibration = CVCalibration.from_state(cal.data)
+        # A first start has no files yet: that is no fault. Anything else that fell back
+        # (a torn file, a lying one) is said on the screen and counted.
+        notices = [r.message for r in (loaded, cal) if r.fell_back and r.problems]
+
+        board = load_board(self.board_name)
+        self.panel = open_panel(board)
+        self.player = None
+        if self.patch_path is not None:
+            from neurorave.hardware.patch import load_patch
+            from neurorave.hardware.sim.player import PatchPlayer
+
+            self.player = PatchPlayer(load_patch(self.patch_path), self.panel)
+        self.window = None
+        if self.panel.virtual and not self.headless:
+            if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
+                    and os.environ.get("SDL_VIDEODRIVER") != "dummy":
+                self.panel.close()
+                raise UserError("no display for the virtual panel window; use --headless "
+                                "(with --patch to play a patch)")
+            from neurorave.hardware.sim.window import PanelWindow
+
+            self.window = PanelWindow(self.panel)
+        self.sampler = CvSampler(self.panel.cvs)  # starts reading at once
+
+        self.models = scan_models(self.models_folder)
+        self.menu = Menu(self.settings, self.models)
+        for text in notices:
+            self.menu.show_notice(text)
+            self.stats.error(text)
+        self.ring = AudioRing(8 * 4096)
+        self.audio = AudioOutput(self.ring, DEVICE_RATE, self.audio_device,
+                                 blocksize=DEVICE_BLOCK, on_event=self._audio_event)
+        self.voice = Voice(self.ring, DEVICE_RATE, self.stats, lookahead=DEVICE_BLOCK,
+                           level=float(self.settings["output_level"]),
+                           play_time=self.audio.play_time, on_error=self._voice_error)
+        self.voice.temperature = float(self.settings["prior_temperature"])
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="loader")
+
+    def _audio_event(self, text: str) -> None:
+        self.log(f"audio: {text}")
+        if not text.startswith("audio playing"):
+            self.stats.error(f"audio: {text}")
+
+    def _voice_error(self, text: str) -> None:
+        self.stats.error(text)
+
+    # ---- models -----------------------------------------------------------------------
+    def _first_model(self) -> Optional[ModelEntry]:
+        wanted = self.settings.get("model")
+        playable = [m for m in self.models if not m.error]
+        for entry in playable:
+            if wanted and os.path.basename(entry.folder) == wanted:
+                return entry
+        return playable[0] if playable else None
+
+    def _load(self, folder: str) -> None:
+        if self._loading is not None:
+            return
+        self._loading = folder
+        self._set_state("loading")
+        assert self._loop is not None
+        future = self._loop.run_in_executor(
+            self.worker, lambda: VoiceModel(folder, DEVICE_RATE, self.engine_kind, 1,
+                                            ControlSettings.from_settings(self.settings),
+                                            self.calibration))
+        future.add_done_callback(lambda f: self._loaded(folder, f))
+
+    def _loaded(self, folder: str, future: "asyncio.Future[VoiceModel]") -> None:
+        self._loading = None
+        try:
+            model = future.result()
+        except Exception as exc:  # noqa: BLE001 - any bad bundle: say why, keep playing
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = f"model {os.path.basename(folder)}: {reason}"
+            self.log(text)
+            self.stats.error(text)
+            self.menu.show_notice(f"load failed: {reason}")
+            # The menu already named it in the settings: name what really plays.
+            self.settings["model"] = self._current
+            self._settings_dirty_at = time.monotonic()
+            self._set_state("playing" if self._current is not None else "error")
+            if self._current is None:
+                self.menu.set_performance(Performance("", (), f"no model: {reason}"))
+            return
+        self.voice.set_model(model)
+        self._current = os.path.basename(folder.rstrip("/"))
+        self.settings["model"] = self._current
+        self.stats.engine, self.stats.provider = model.engine.kind, model.engine.provider
+        self.stats.extra["model"] = model.name
+        self.stats.extra["load_s"] = round(model.load_s, 3)
+        for note in model.engine.notes:
+            self.log(f"engine: {note}")
+        self.log(f"playing {model.describe()} (loaded in {model.load_s:.2f} s)")
+        self.menu.set_attributes([a.name for a in model.bundle.attributes])
+        self._set_state("playing")
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        colour, blink = LED_STATES[state]
+        try:
+            if blink:
+                self.panel.led.blink(colour, on_s=0.15, off_s=0.15)
+            else:
+                self.panel.led.set_colour(colour)
+        except Exception as exc:  # noqa: BLE001 - an LED fault is not worth a stop
+            self.stats.error(f"LED: {exc}")
+
+    # ---- menu actions -------------------------------------------------------------------
+    def _act(self, actions: List[Action]) -> None:
+        for action in actions:
+            if action.kind == "load_model":
+                self._load(str(action.value))
+            elif action.kind == "settings_changed":
+                self._settings_dirty_at = time.monotonic()
+                self.voice.level = float(self.settings["output_level"])
+                self.voice.temperature = float(self.settings["prior_temperature"])
+                self._reconfigure()
+            elif action.kind == "store_snapshot" and self.voice.model is not None:
+                point = self.voice.model.mapper.store_snapshot()
+                self.settings.setdefault("snapshots", []).append(point)
+                self._settings_dirty_at = time.monotonic()
+                self._reconfigure()
+            elif action.kind in ("calibrate_offsets", "capture_pitch"):
+                self._capture = {"kind": action.kind, "cv": action.value,
+                                 "until": time.monotonic() + CAPTURE_S, "samples": []}
+                self._set_state("calibrating")
+            elif action.kind == "pitch_calibrated":
+                pitch: PitchCalibration = action.value
+                self.calibration = self.calibration.with_pitch(pitch)
+                self._save_calibration()
+
+    def _reconfigure(self) -> None:
+        model = self.voice.model
+        if model is not None:
+            model.configure(ControlSettings.from_settings(self.settings), self.calibration)
+
+    def _capturing(self, volts: List[float]) -> None:
+        capture = self._capture
+        if capture is None:
+            return
+        capture["samples"].append(list(volts))
+        if time.monotonic() < capture["until"]:
+            return
+        self._capture = None
+        self._set_state("playing" if self.voice.model is not None else "idle")
+        rows = capture["samples"]
+        if capture["kind"] == "calibrate_offsets":
+            try:
+                offsets = offsets_from_idle([[r[i] for r in rows] for i in range(4)])
+            except CalibrationError as exc:
+                self.menu.show_notice(str(exc))
+                return
+            self.calibration = self.calibration.with_offsets(offsets)
+            self._save_calibration()
+            self.menu.show_notice("offsets stored")
+        else:
+            cv = int(capture["cv"])
+            self._act(self.menu.pitch_captured([r[cv] for r in rows]))
+
+    def _save_calibration(self) -> None:
+        try:
+            self.calibration_store.save(self.calibration.to_state())
+        except Exception as exc:  # noqa: BLE001 - keep playing; say so
+            self.stats.error(f"calibration not saved: {exc}")
+            self.menu.show_notice("calibration NOT saved")
+        self._reconfigure()
+
+    def _save_settings(self) -> None:
+        self._settings_dirty_at = None
+        try:
+            self.settings_store.save(self.settings)
+        except Exception as exc:  # noqa: BLE001 - keep playing; say so
+            self.stats.error(f"settings not saved: {exc}")
+            self.menu.show_notice("settings NOT saved")
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _events(self) -> None:
+        from neurorave.hardware.interfaces import GateEdge
+
+        for event in self.panel.events.drain():
+            if isinstance(event, GateEdge):
+                self.voice.post_gate(event.gate, event.rising, event.t_ns)
+            else:
+                self._act(self.menu.handle(event))
+
+    def _controls(self) -> None:
+        snapshot = self.sampler.latest()
+        self.voice.volts = list(snapshot.volts)
+        if not snapshot.ok and not self._cv_failing:
+            self._cv_failing = True
+            self.stats.error(f"CV: {snapshot.error}")
+            self.menu.show_notice("CV input fault: holding")
+        elif snapshot.ok and self._cv_failing:
+            self._cv_failing = False
+            self.menu.show_notice("CV input back")
+        self._capturing(snapshot.volts)
+
+    def _bars(self) -> None:
+        model = self.voice.model
+        if model is None or model.last_snapshot is None:
+            return
+        ranges = [AttributeRange.of(a) for a in model.bundle.attributes]
+        bars = tuple(attribute_bars(model.last_snapshot, ranges))
+        self.menu.set_performance(Performance(model.name, bars, self.state))
+
+    def _info(self) -> None:
+        model = self.voice.model
+        p50 = self.stats.inference.percentile(50)
+        lines = []
+        if model is not None:
+            provider = model.engine.provider.replace("ExecutionProvider", "")
+            lines.append(f"{model.engine.kind} {provider}")
+            if p50:
+                frame_ms = 1e3 / model.frame_rate_hz
+                lines.append(f"RT x{frame_ms / p50:.0f}  late {self.voice.late_frames}")
+        lines.append(f"underflows {self.audio.underflows}")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        temp = _cpu_temperature()
+        lines.append((f"load {load:.2f}" if load is not None else "load ?")
+                     + (f"  {temp:.0f} C" if temp is not None else ""))
+        if self.voice.realtime_refused and not self._rt_said:
+            self._rt_said = True
+            self.log(f"voice thread without real-time priority: {self.voice.realtime_refused}")
+        self.menu.set_system_info(lines)
+        self.stats.extra.update({"late_frames": self.voice.late_frames,
+                                 "bad_frames": self.voice.bad_frames,
+                                 "frames": self.voice.frames, "state": self.state,
+                                 "audio": self.audio.status()})
+
+    def _draw(self) -> None:
+        from neurorave.firmware.screens import draw
+
+        try:
+            self.panel.display.show(draw(self.menu.view()))
+        except Exception as exc:  # noqa: BLE001 - a loose OLED cable: note it, carry on
+            self.stats.error(f"display: {exc}")
+
+    async def _main(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        # On the module every page stays resident (no page fault mid-frame). A laptop's
+        # virtual board does without: locking maps in every library whole (~2x the RSS).
+        if not self.panel.virtual or os.environ.get("NEURORAVE_MLOCK"):
+            refused = lock_memory()
+            if refused:
+                self.log(f"carrying on without locked memory: {refused}")
+        self.audio.start()
+        self.voice.start()
+        first = self._first_model()
+        if first is not None:
+            self._load(first.folder)
+        else:
+            why = (f"no playable model in {self.models_folder}" if not self.models
+                   else f"no playable model: {self.models[0].error}")
+            self.log(why)
+            self.stats.error(why)
+            self.menu.set_performance(Performance("", (), why))
+            self._set_state("error")
+        writer = StatsWriter(self.stats_path, self.stats, lambda: self.audio.underflows) \
+            if self.stats_path else None
+        notifier = _notifier()
+        notifier("READY=1")
+        start = time.monotonic()
+        if self.player is not None:  # patch time 0 is now: its edges carry true times
+            self.player.start_ns = int(start * 1e9)
+        last = {"draw": 0.0, "bars": 0.0, "info": 0.0}
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self.player is not None:
+                self.player.advance(now - start)
+            tick = getattr(self.panel.encoder, "tick", None)
+            if tick is not None:
+                tick()
+            self._controls()
+            self._events()
+            if now - last["bars"] >= BARS_EVERY_S:
+                last["bars"] = now
+                self._bars()
+            if now - last["info"] >= INFO_EVERY_S:
+                last["info"] = now
+                self._info()
+                notifier("WATCHDOG=1")
+            if now - last["draw"] >= DRAW_MIN_S and self.menu.take_changed():
+                last["draw"] = now
+                self._draw()
+            if self.window is not None and not self.window.pump():
+                break
+            if (self._settings_dirty_at is not None
+                    and now - self._settings_dirty_at >= SAVE_QUIET_S):
+                self._save_settings()
+            if writer is not None:
+                writer.tick()
+            if self.seconds is not None and now - start >= self.seconds:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), TICK_S)
+        notifier("STOPPING=1")
+        self._shutdown(writer)
+        return 0
+
+    def _shutdown(self, writer: Optional[StatsWriter]) -> None:
+        self.voice.stop(timeout=0.5)
+        # Let the fade-out reach the DAC before the stream closes.
+        deadline = time.monotonic() + 0.3
+        while self.ring.available() > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._info()
+        self.audio.stop(timeout=1.0)
+        self._save_settings()
+        self.sampler.close()
+        if writer is not None:
+            writer.close()
+        self.worker.shutdown(wait=False)
+        if self.window is not None:
+            self.window.close()
+        try:
+            self.panel.close()
+        except Exception as exc:  # noqa: BLE001 - exiting anyway
+            self.log(f"closing the panel: {exc}")
+
+    def run(self) -> int:
+        lean_memory()
+        self._open()
+        return asyncio.run(self._main())
+
+
+def _notifier():
+    """systemd's sd_notify where the unit asked for it (NOTIFY_SOCKET), else nothing."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return lambda state: None
+    try:
+        import sdnotify
+    except ImportError:
+        return lambda state: None
+    notifier = sdnotify.SystemdNotifier()
+    return notifier.notify
+
+
+def main(args: Any) -> int:
+    if args.seconds is not None and not args.seconds > 0:
+        raise UserError(f"--seconds must be positive, got {args.seconds}")
+    if args.patch is not None and not os.path.isfile(args.patch):
+        raise UserError(f"{args.patch}: no such patch file")
+    if args.models is not None and not os.path.isdir(args.models):
+        raise UserError(f"{args.models}: no such models folder")
+    daemon = Daemon(args.board, args.models, args.audio_device, args.headless, args.patch,
+                    args.seconds, args.stats, args.engine)
+    return daemon.run()

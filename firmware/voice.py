@@ -1,0 +1,322 @@
+"""The voice: controls in, one latent frame of audio out, into the ring.
+
+Two layers:
+- `VoiceModel`: one loaded bundle and everything that belongs to it (the engine's
+  decoder with its streaming state, the control mapper, the latent source, the
+  resampler to the device's rate). `render(inputs)` makes the next latent frame(s) as
+  a device-rate block. Pure computation, so `neurorave render` runs it offline, faster
+  than real time, and deterministic with a seed.
+- `Voice`: the voice thread. It keeps the ring one latent frame (plus a device block)
+  ahead of the audio callback, takes the newest control inputs the scheduler posted,
+  fades in at the start, fades out at a stop, and swaps models with a fade-out of the
+  old one followed by a fade-in of the new one (never a hard cut, so never a click).
+  A bad frame (an engine error, NaN) is replaced by silence and counted: the voice
+  never stops playing because of one.
+
+Latent source: bundles with a prior generate (issue 6); every other bundle plays in
+latent exploration: z is a point in the bundle's PCA space, CV1 moves coordinate 0
+(in units of that coordinate's spread on the training set), and each gate-1 rise
+glides the other coordinates to a new random point (scaled by the temperature).
+"""
+import collections
+import os
+import threading
+import time
+from typing import Callable, Deque, List, Optional, Sequence, Tuple
+
+import numpy as np
+from neurorave.firmware.calibration import CVCalibration
+from neurorave.firmware.controls import ControlMapper, ControlSettings, ControlSnapshot
+from neurorave.firmware.realtime import realtime_thread
+from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.stats import Stats
+from neurorave.models.runtime.bundle import Bundle, load_bundle
+from neurorave.models.runtime.engines import Engine, open_engine
+from neurorave.models.runtime.resample import StreamResampler
+
+GATE_COUNT = 2
+EXPLORE_GLIDE_S = 0.08   # a new phrase point is reached in about this long
+FADE_S = 0.02            # start, stop and model-switch fades
+
+
+class ControlInputs:
+    """What the scheduler hands the voice for one frame: CV volts and gate events since
+    the previous frame (with the edge times, for latency)."""
+
+    __slots__ = ("volts", "gate1_rise", "gate2_rise", "gate2_high", "temperature", "edge_ns")
+
+    def __init__(self, volts: Sequence[float] = (0.0, 0.0, 0.0, 0.0), gate1_rise: bool = False,
+                 gate2_rise: bool = False, gate2_high: bool = False, temperature: float = 1.0,
+                 edge_ns: int = 0):
+        self.volts = list(volts)
+        self.gate1_rise = gate1_rise
+        self.gate2_rise = gate2_rise
+        self.gate2_high = gate2_high
+        self.temperature = temperature
+        self.edge_ns = edge_ns  # monotonic ns of the newest gate-1 rise in this frame, or 0
+
+
+class LatentExplorer:
+    """z for bundles without a prior: CV1 on coordinate 0, gate 1 picks a new point."""
+
+    def __init__(self, stds: "Sequence[float] | np.ndarray", frame_rate_hz: float,
+                 seed: int = 0):
+        self.stds = np.asarray(stds, dtype=np.float64)
+        self._alpha = 1.0 - float(np.exp(-1.0 / max(EXPLORE_GLIDE_S * frame_rate_hz / 3, 1e-9)))
+        self._seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        self._rng = np.random.default_rng(self._seed)
+        self.target = np.zeros(len(self.stds))
+        self.z = np.zeros(len(self.stds))
+
+    def new_phrase(self, temperature: float) -> None:
+        self.target = self._rng.standard_normal(len(self.stds)) * self.stds * temperature
+
+    def step(self, latent0: float) -> np.ndarray:
+        self.z += self._alpha * (self.target - self.z)
+        out = self.z.copy()
+        if len(out):
+            out[0] = latent0 * self.stds[0]
+        return out
+
+
+def pca_stds(bundle: Bundle) -> np.ndarray:
+    """Spread of each exposed PCA coordinate on the training set (older bundles: from the
+    explained-variance ratios of a unit-variance latent)."""
+    pca = bundle.meta.get("pca", {})
+    size = int(bundle.meta["latent_size"])
+    if "std" in pca:
+        stds = np.asarray(pca["std"], dtype=np.float64)[:size]
+    else:
+        ratio = np.asarray(pca.get("explained_variance_ratio", np.full(size, 1.0 / size)))
+        stds = np.sqrt(ratio[:size] * len(ratio))
+    return np.where(np.isfinite(stds) & (stds > 0), stds, 1.0)
+
+
+class VoiceModel:
+    """One bundle, ready to render: engine, mapper, latent source, resampler."""
+
+    def __init__(self, path: str, device_rate: int, engine_kind: str = "auto",
+                 threads: int = 1, settings: Optional[ControlSettings] = None,
+                 calibration: Optional[CVCalibration] = None, seed: int = 0):
+        start = time.perf_counter()
+        self.path = path
+        self.bundle = load_bundle(path)
+        self.engine: Engine = open_engine(self.bundle, engine_kind, threads, roles=["decoder"])
+        self.decoder = self.engine.graphs["decoder"]
+        self.frames_per_call = self.decoder.spec.frames_per_call
+        self.frame_size = self.bundle.frame_size
+        self.sample_rate = self.bundle.sample_rate
+        self.frame_rate_hz = self.sample_rate / self.frame_size
+        self.device_rate = int(device_rate)
+        self.seed = seed
+        self.mapper = ControlMapper(self.bundle.attributes, self.frame_rate_hz, settings,
+                                    calibration, seed)
+        self.explorer = LatentExplorer(pca_stds(self.bundle), self.frame_rate_hz, seed)
+        self.resampler = StreamResampler(self.sample_rate, self.device_rate)
+        self._z = self.decoder.inputs["z"]
+        self._attributes = self.decoder.inputs["attributes"]
+        self._audio = self.decoder.outputs[self.decoder.spec.outputs[0].name]
+        self.last_snapshot: Optional[ControlSnapshot] = None
+        # The prior's generation API arrives with issue 6; until then every bundle explores.
+        self.mode = "explore"
+        self.load_s = time.perf_counter() - start
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def samples_per_call(self) -> int:
+        return self.frame_size * self.frames_per_call
+
+    def reset(self) -> None:
+        """Back to the first frame: state, noise, controls, latent source, resampler."""
+        self.engine.reset()
+        self.mapper.reset()
+        self.explorer.reset()
+        self.resampler.reset()
+
+    def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
+        self.mapper.calibration = calibration
+        self.mapper.configure(settings)
+
+    def render(self, inputs: ControlInputs) -> np.ndarray:
+        """The next decoder call's audio at the device rate (length varies by a sample)."""
+        for k in range(self.frames_per_call):
+            rise1 = inputs.gate1_rise and k == 0
+            snapshot = self.mapper.step(inputs.volts, inputs.gate2_rise and k == 0,
+                                        inputs.gate2_high)
+            if rise1:
+                self.explorer.new_phrase(inputs.temperature)
+            self._z[0, :, k] = self.explorer.step(snapshot.latent0)
+            self._attributes[0, :, k] = snapshot.attributes
+            self.last_snapshot = snapshot
+        self.decoder.fill_noise()
+        self.decoder.run()
+        block = self._audio.reshape(-1)
+        if not np.all(np.isfinite(block)):
+            raise FloatingPointError("the decoder produced NaN or inf")
+        return self.resampler.process(block)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.sample_rate} Hz, {self.frame_size} samples/frame, "
+                f"{len(self.bundle.attributes)} attributes, {self.mode}, "
+                f"{self.engine.describe()}")
+
+
+def fade(block: np.ndarray, rising: bool, length: int) -> np.ndarray:
+    """A raised-cosine fade over the first `length` samples (then 1, or 0 when falling)."""
+    n = len(block)
+    ramp = np.ones(n, dtype=np.float32)
+    m = min(n, max(1, length))
+    shape = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 1) / (m + 1))
+    ramp[:m] = shape if rising else shape[::-1]
+    if not rising:
+        ramp[m:] = 0.0
+    return block * ramp
+
+
+class Voice:
+    """The voice thread: keeps the ring filled with the current model's frames."""
+
+    def __init__(self, ring: AudioRing, device_rate: int, stats: Stats,
+                 lookahead: int, level: float = 0.8,
+                 play_time: Optional[Callable[[int], Optional[float]]] = None,
+                 on_error: Optional[Callable[[str], None]] = None):
+        self.ring = ring
+        self.device_rate = int(device_rate)
+        self.stats = stats
+        self.lookahead = int(lookahead)
+        self.level = float(level)
+        self.temperature = 1.0
+        self._play_time = play_time
+        self._on_error = on_error
+        self.volts: List[float] = [0.0] * 4  # replaced whole by the scheduler (atomic)
+        self.gate2_high = False
+        self._edges: Deque[Tuple[int, bool, int]] = collections.deque(maxlen=256)
+        self.model: Optional[VoiceModel] = None
+        self._next_model: Optional[VoiceModel] = None
+        self._swap = False
+        self._fade_len = max(1, int(FADE_S * self.device_rate))
+        self._fading_in = True
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
+        self.late_frames = 0
+        self.swaps: List[int] = []
+        self.realtime_refused: Optional[str] = None
+        self.bad_frames = 0
+        self.frames = 0
+
+    # ---- from the scheduler -------------------------------------------------------
+    def post_gate(self, gate: int, rising: bool, t_ns: int) -> None:
+        self._edges.append((gate, rising, t_ns))
+
+    def set_model(self, model: Optional[VoiceModel]) -> None:
+        """Play `model` next: the current one fades out, the new one fades in."""
+        if model is not None:
+            model.reset()
+        self._next_model = model
+        self._swap = True
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._stopped.clear()
+        self._thread = threading.Thread(target=self._run, name="voice", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Fade out, stop rendering; True when the fade reached the ring in time."""
+        self._stop.set()
+        done = self._stopped.wait(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout=0.1)
+        return done
+
+    # ---- the thread -----------------------------------------------------------------
+    def _inputs(self) -> ControlInputs:
+        rise1 = rise2 = False
+        edge_ns = 0
+        while self._edges:
+            gate, rising, t_ns = self._edges.popleft()
+            if gate == 0 and rising:
+                rise1, edge_ns = True, t_ns
+            elif gate == 1:
+                rise2 = rise2 or rising
+                self.gate2_high = rising
+        return ControlInputs(self.volts, rise1, rise2, self.gate2_high, self.temperature,
+                             edge_ns)
+
+    def _render_block(self) -> np.ndarray:
+        model = self.model
+        if model is None:
+            self._edges.clear()  # nothing to play them on; a late phrase start is worse
+            return np.zeros(max(1, self.lookahead // 4), dtype=np.float32)
+        inputs = self._inputs()
+        start = time.perf_counter()
+        try:
+            block = model.render(inputs)
+        except Exception as exc:  # noqa: BLE001 - a bad frame becomes silence, never a stop
+            self.bad_frames += 1
+            if self._on_error is not None:
+                self._on_error(f"voice: {exc}")
+            block = np.zeros(int(round(model.samples_per_call * self.device_rate
+                                       / model.sample_rate)), dtype=np.float32)
+        elapsed = time.perf_counter() - start
+        self.stats.inference.add(elapsed * 1e3 / model.frames_per_call)
+        if elapsed > model.samples_per_call / model.sample_rate:
+            self.late_frames += 1
+        self.frames += model.frames_per_call
+        if inputs.edge_ns:
+            self._pending_latency.append((self.ring.total_written, inputs.edge_ns))
+        return block
+
+    def _write(self, block: np.ndarray) -> None:
+        block = np.clip(block * self.level, -1.0, 1.0).astype(np.float32)
+        offset = 0
+        while offset < len(block):
+            offset += self.ring.write(block[offset:])
+            if offset < len(block):
+                time.sleep(0.001)
+        self.stats.block_rendered()
+
+    def _measure_latency(self) -> None:
+        if self._play_time is None:
+            return
+        while self._pending_latency:
+            index, edge_ns = self._pending_latency[0]
+            heard = self._play_time(index)
+            if heard is None:
+                return
+            self._pending_latency.popleft()
+            self.stats.latency.add((heard - edge_ns / 1e9) * 1e3)
+
+    def _run(self) -> None:
+        if os.environ.get("NEURORAVE_NO_RT") is None:
+            self.realtime_refused = realtime_thread()
+        while True:
+            if self._stop.is_set():
+                if self.model is not None:
+                    self._write(fade(self._render_block(), False, self._fade_len))
+                break
+            if self.ring.available() >= self.lookahead:
+                self._measure_latency()
+                time.sleep(0.0005)
+                continue
+            if self._swap:
+                if self.model is not None:
+                    self._write(fade(self._render_block(), False, self._fade_len))
+                self._swap = False
+                self.model, self._next_model = self._next_model, None
+                self.swaps.append(self.ring.total_written)  # where the new model begins
+                self._fading_in = True
+            block = self._render_block()
+            if self._fading_in and self.model is not None:
+                block = fade(block, True, self._fade_len)
+                self._fading_in = False
+            self._write(block)
+        self._stopped.set()

@@ -1,0 +1,184 @@
+"""`neurorave run`, the whole daemon, against a real JACK server (dummy driver, 48 kHz,
+256 frames): the virtual board played by a patch, headless, with a stats file.
+
+The machine is shared and loaded, so these tests check behaviour (it plays, reports,
+switches models from the menu, refuses a bad one while the old one plays on, exits
+cleanly on SIGTERM) and leave zero-underflow goals to the benchmark."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from fixtures_jack import jack_server_fixture  # noqa: F401
+from neurorave.firmware.stats import read_stats
+from toy_bundle import rewrite_meta, write_toy_bundle
+
+JACK_DIRECT = "JACK Audio Connection Kit"
+
+PATCH = """
+[cv.1]
+shape = "sine"
+rate = 0.5
+range = [-3.0, 3.0]
+[cv.2]
+shape = "triangle"
+rate = 1.0
+range = [-5.0, 5.0]
+[cv.3]
+shape = "saw"
+rate = 0.7
+range = [-2.0, 2.0]
+[cv.4]
+shape = "square"
+rate = 0.3
+range = [0.0, 4.0]
+[gate.1]
+clock = 4.0
+[gate.2]
+times = [0.7, 1.9]
+"""
+
+# Menu: a short press opens the main menu, one more opens "Model"; turn to an entry
+# and press to load it. Models are listed by folder: a, b, c.
+SWITCH = PATCH + """
+[[encoder.press]]
+at = 0.6
+kind = "short"
+[[encoder.press]]
+at = 0.9
+kind = "short"
+[[encoder.turn]]
+at = 1.2
+steps = 1
+[[encoder.press]]
+at = 1.5
+kind = "short"
+[[encoder.press]]
+at = 2.4
+kind = "short"
+[[encoder.press]]
+at = 2.7
+kind = "short"
+[[encoder.turn]]
+at = 3.0
+steps = 2
+[[encoder.press]]
+at = 3.3
+kind = "short"
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("daemon-models")
+    write_toy_bundle(str(root / "a"), frame=64, name="a")
+    write_toy_bundle(str(root / "b"), frame=128, sample_rate=24000, name="b")
+    write_toy_bundle(str(root / "c"), frame=64, name="c")
+    # c's decoder does not match its recorded hash: scanned fine, refused at load.
+    rewrite_meta(str(root / "c"), lambda m: m["graphs"]["decoder"].update(sha256="0" * 64))
+    return root
+
+
+def _run(server, tmp_path, models, patch_text, *extra, seconds=None):
+    patch = tmp_path / "patch.toml"
+    patch.write_text(patch_text)
+    env = server.env()
+    env["NEURORAVE_STATE_DIR"] = str(tmp_path / "state")
+    args = [sys.executable, "-m", "neurorave.firmware.cli", "run", "--headless",
+            "--patch", str(patch), "--models", str(models), "--audio-device", JACK_DIRECT,
+            "--stats", str(tmp_path / "stats.json"), *extra]
+    if seconds is not None:
+        args += ["--seconds", str(seconds)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=str(tmp_path))
+
+
+def _settings(tmp_path):
+    with open(tmp_path / "state" / "settings.json") as handle:
+        return json.load(handle)["data"]
+
+
+def test_the_daemon_plays_a_patch_and_reports(jack_server, tmp_path, models):
+    child = _run(jack_server, tmp_path, models, PATCH, seconds=4)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert "playing a" in err
+    stats = read_stats(str(tmp_path / "stats.json"))
+    assert stats["model"] == "a" and stats["state"] == "playing"
+    assert stats["engine"] == "ort-cpu" and stats["provider"] == "CPUExecutionProvider"
+    assert stats["audio"]["state"] in ("playing", "stopped") and stats["audio"]["opens"] == 1
+    # 4 s of 4 ms frames; the voice kept up with the callback.
+    assert stats["frames"] > 500 and stats["blocks_rendered"] > 500
+    assert stats["bad_frames"] == 0 and stats["errors"]["count"] == 0
+    assert stats["inference_ms"]["count"] > 500
+    # A 4 Hz clock on gate 1: each rise is measured from the edge to the DAC.
+    latency = stats["latency_ms"]
+    assert latency["count"] >= 8
+    assert 0 < latency["p50"] < 200
+    assert _settings(tmp_path)["model"] == "a"
+
+
+def test_menu_switches_models_and_a_bad_one_leaves_the_old_playing(jack_server, tmp_path,
+                                                                    models):
+    child = _run(jack_server, tmp_path, models, SWITCH, seconds=4.5)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert "playing a" in err and "playing b" in err
+    stats = read_stats(str(tmp_path / "stats.json"))
+    # c was refused (its decoder fails its hash) and b played on.
+    assert stats["model"] == "b" and stats["state"] == "playing"
+    assert any("model c" in e and "sha256" in e for e in stats["errors"]["last"])
+    assert _settings(tmp_path)["model"] == "b"
+
+
+def test_sigterm_fades_out_saves_and_exits_zero_within_two_seconds(jack_server, tmp_path,
+                                                                   models):
+    child = _run(jack_server, tmp_path, models, PATCH)
+    deadline = time.monotonic() + 30
+    line = ""
+    while "playing a" not in line:
+        assert time.monotonic() < deadline, "the daemon never started playing"
+        line = child.stderr.readline()
+        assert line or child.poll() is None, child.stderr.read()
+    time.sleep(0.5)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGTERM)
+    child.wait(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert child.returncode == 0
+    assert _settings(tmp_path)["model"] == "a"
+    assert read_stats(str(tmp_path / "stats.json"))["blocks_rendered"] > 0
+
+
+def test_with_nothing_playable_it_runs_and_says_why(jack_server, tmp_path, models):
+    only_bad = tmp_path / "models"
+    only_bad.mkdir()
+    os.symlink(models / "c", only_bad / "c")
+    (only_bad / "junk").mkdir()
+    (only_bad / "junk" / "model.json").write_text("{not json")
+    child = _run(jack_server, tmp_path, only_bad, PATCH, seconds=1.5)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    stats = read_stats(str(tmp_path / "stats.json"))
+    assert stats["state"] == "error" and stats["blocks_rendered"] > 0  # silence, no underrun
+    assert any("model" in e for e in stats["errors"]["last"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--headless", "--models", "{tmp}/nowhere"], "no such models folder"),
+    (["run", "--headless", "--patch", "{tmp}/none.toml"], "no such patch"),
+    (["run", "--headless", "--seconds", "-1"], "--seconds"),
+    (["run", "--headless", "--board", "{tmp}/board.toml"], "board"),
+])
+def test_bad_run_requests_are_one_line(tmp_path, argv, words):
+    (tmp_path / "board.toml").write_text("[i2c]\nbus = 'one'\n")
+    env = dict(os.environ, NEURORAVE_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run([sys.executable, "-m", "neurorave.firmware.cli",
+                             *[a.format(tmp=tmp_path) for a in argv]],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode != 0
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
+        result.stderr

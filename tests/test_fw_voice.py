@@ -1,0 +1,209 @@
+"""The voice: controls to frames (VoiceModel), the voice thread's fades and model swaps,
+and `neurorave render` (the same voice offline). Runs a real streaming ONNX bundle in
+ONNX Runtime (the toy bundle: a causal FIR over latent frames)."""
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile
+from neurorave.firmware.cli import main as cli_main
+from neurorave.firmware.controls import ControlSettings
+from neurorave.firmware.render import render
+from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.stats import Stats
+from neurorave.firmware.voice import ControlInputs, Voice, VoiceModel, fade
+from neurorave.hardware.patch import parse_patch
+from toy_bundle import write_toy_bundle
+
+PATCH = {"seconds": 2.0,
+         "cv": {"1": {"shape": "sine", "rate": 1.0, "range": [-3.0, 3.0]},
+                "2": {"shape": "triangle", "rate": 2.0, "range": [-5.0, 5.0]}},
+         "gate": {"1": {"clock": 4.0}, "2": {"times": [0.5, 1.5]}}}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voice")
+    a = write_toy_bundle(str(root / "a"), frame=64, name="a")
+    b = write_toy_bundle(str(root / "b"), frame=128, sample_rate=24000, name="b")
+    return a, b
+
+
+def _model(path, rate=48000, seed=0):
+    return VoiceModel(path, rate, "ort-cpu", settings=ControlSettings(), seed=seed)
+
+
+def test_cvs_move_the_attributes_and_latent_dim_0(bundles):
+    model = _model(bundles[0])
+    still = [model.render(ControlInputs([0, 0, 0, 0])) for _ in range(40)]
+    # 16 kHz -> 48 kHz: three device samples per model sample once soxr's delay is filled.
+    assert all(len(b) == 64 * 3 for b in still[10:])
+    assert 40 * 192 - 200 < sum(len(b) for b in still) <= 40 * 192
+    rest = model.last_snapshot
+    for _ in range(40):
+        model.render(ControlInputs([4.0, 4.0, -4.0, 0]))
+    moved = model.last_snapshot
+    # CV2 -> attribute 0 up, CV3 -> attribute 1 down (default assignment), CV1 -> latent 0.
+    assert moved.attributes[0] > rest.attributes[0] + 0.2
+    assert moved.attributes[1] < rest.attributes[1] - 0.2
+    assert moved.latent0 > 1.0 and model.decoder.inputs["z"][0, 0, 0] > 0.5
+
+
+def test_gate1_starts_a_new_phrase_and_the_seed_decides_it(bundles):
+    def play(seed, gate_at):
+        model = _model(bundles[0], seed=seed)
+        out, zs = [], []
+        for f in range(60):
+            out.append(model.render(ControlInputs([0, 0, 0, 0], gate1_rise=(f == gate_at))))
+            zs.append(model.decoder.inputs["z"][0, :, 0].copy())
+        return np.concatenate(out), np.array(zs)
+
+    a, za = play(1, 20)
+    b, zb = play(1, 20)
+    c, zc = play(2, 20)
+    quiet, zq = play(1, 999)
+    assert np.array_equal(a, b)                                  # deterministic
+    assert np.array_equal(za[:20], zq[:20])                      # nothing before the gate
+    assert np.abs(za[40, 1:] - zq[40, 1:]).max() > 0.1           # a new point after it
+    assert np.abs(za[40] - zc[40]).max() > 0.05                  # another seed, another point
+    assert np.abs(za[21] - za[20]).max() < np.abs(za[40] - za[20]).max()  # it glides
+
+
+def test_fade_is_a_smooth_ramp():
+    ones = np.ones(100, np.float32)
+    up, down = fade(ones, True, 50), fade(ones, False, 50)
+    assert 0 < up[0] < 0.01 and np.all(np.diff(up[:50]) > 0) and np.all(up[50:] == 1)
+    assert down[0] > 0 and down[49] < 0.01 and np.all(down[50:] == 0)
+
+
+def _drain(ring, seconds):
+    """Play the ring like an audio callback would, in 256-sample blocks."""
+    out = []
+    block = np.zeros(256, np.float32)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ring.available() >= 256:
+            ring.read_into(block)
+            out.append(block.copy())
+        else:
+            time.sleep(0.001)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def test_the_voice_thread_fades_in_swaps_without_a_jump_and_fades_out(bundles):
+    ring = AudioRing(8192)
+    voice = Voice(ring, 48000, Stats(), lookahead=512, level=1.0)
+    voice.start()
+    try:
+        voice.set_model(_model(bundles[0]))
+        voice.volts = [2.0, 3.0, 0.0, 0.0]
+        first = _drain(ring, 0.4)
+        boundary = ring.total_written
+        voice.set_model(_model(bundles[1]))     # another rate and frame size
+        second = _drain(ring, 0.4)
+        assert voice.model is not None and voice.model.name == "b"
+    finally:
+        assert voice.stop(timeout=2.0)
+    tail = np.zeros(ring.available(), np.float32)
+    ring.read_into(tail)
+    audio = np.concatenate([first, second, tail])
+    peak = np.abs(audio).max()
+    assert peak > 0.01
+    # Fade-in: the first sample is near silence, however loud the model.
+    start = np.flatnonzero(np.abs(audio) > 0)[0]
+    assert abs(audio[start]) < 0.05 * peak
+    # The swap: the old model fades to silence, then the new one fades in.
+    swap = voice.swaps[-1]
+    assert swap >= boundary - ring.capacity
+    assert np.abs(audio[swap - 8:swap + 2]).max() < 0.05 * peak
+    # The stop: the last samples written fall to silence.
+    assert len(audio) == ring.total_written
+    assert np.abs(audio[-4:]).max() < 1e-3 * peak + 1e-9
+    assert voice.bad_frames == 0
+
+
+def test_a_failing_frame_becomes_silence_and_the_voice_plays_on(bundles):
+    ring = AudioRing(8192)
+    errors = []
+    stats = Stats()
+    voice = Voice(ring, 48000, stats, lookahead=512, on_error=errors.append)
+    model = _model(bundles[0])
+    real_render, calls = model.render, [0]
+
+    def flaky(inputs):  # the engine fails on every third call
+        calls[0] += 1
+        if calls[0] % 3 == 0:
+            raise RuntimeError("engine hiccup")
+        return real_render(inputs)
+
+    model.render = flaky
+    voice.set_model(model)
+    voice.start()
+    try:
+        audio = _drain(ring, 0.3)
+    finally:
+        voice.stop()
+    assert voice.bad_frames >= 2 and "engine hiccup" in errors[0]
+    assert voice.frames >= 3 * voice.bad_frames - 3
+    assert np.abs(audio).max() > 0
+    assert stats.blocks_rendered > voice.bad_frames
+
+
+def test_render_is_deterministic_and_follows_the_patch(bundles, tmp_path):
+    patch = parse_patch(PATCH, "p.toml")
+    a, rate = render(bundles[0], patch, 2.0, seed=3)
+    b, _ = render(bundles[0], patch, 2.0, seed=3)
+    c, _ = render(bundles[0], patch, 2.0, seed=4)
+    assert rate == 16000 and len(a) == 32000
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    still, _ = render(bundles[0], parse_patch({}, "empty.toml"), 2.0, seed=3)
+    assert not np.allclose(a, still)                      # the CVs and gates did something
+    at48, rate48 = render(bundles[0], patch, 2.0, seed=3, sample_rate=48000)
+    assert rate48 == 48000 and len(at48) == 96000
+    assert np.all(np.isfinite(at48)) and np.abs(at48).max() <= 1.0
+
+
+def test_render_command_writes_a_wav(bundles, tmp_path, capsys):
+    patch_file = tmp_path / "p.toml"
+    patch_file.write_text('[cv.2]\nvolts = 3.0\n[gate.1]\nclock = 2.0\n')
+    out = tmp_path / "out.wav"
+    assert cli_main(["render", bundles[0], "--patch", str(patch_file), "--seconds", "1.5",
+                     "--out", str(out)]) == 0
+    audio, rate = soundfile.read(str(out))
+    assert rate == 16000 and len(audio) == 24000 and np.abs(audio).max() > 0
+    assert "real time" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["render", "{a}", "--patch", "{tmp}/none.toml", "--seconds", "1", "--out", "{tmp}/o.wav"],
+     "no such patch"),
+    (["render", "{a}", "--patch", "{tmp}/bad.toml", "--seconds", "1", "--out", "{tmp}/o.wav"],
+     "cv.9"),
+    (["render", "{a}", "--patch", "{tmp}/ok.toml", "--seconds", "0", "--out", "{tmp}/o.wav"],
+     "--seconds"),
+    (["render", "{tmp}", "--patch", "{tmp}/ok.toml", "--seconds", "1", "--out", "{tmp}/o.wav"],
+     "model.json"),
+    (["render", "{a}", "--patch", "{tmp}/ok.toml", "--seconds", "1", "--out",
+      "{tmp}/no/o.wav"], "does not exist"),
+])
+def test_bad_render_requests_are_one_line(bundles, tmp_path, capsys, argv, words):
+    (tmp_path / "bad.toml").write_text("[cv.9]\nvolts = 1.0\n")
+    (tmp_path / "ok.toml").write_text("[cv.1]\nvolts = 1.0\n")
+    status = cli_main([x.format(a=bundles[0], tmp=tmp_path) for x in argv])
+    err = capsys.readouterr().err
+    assert status != 0 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_old_bundles_without_pca_spread_still_explore(bundles, tmp_path):
+    """A bundle whose model.json has explained-variance ratios but no per-coordinate
+    spread (exported before it was recorded) still plays, with a spread from the ratios."""
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(bundles[0], folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["pca"] = {"explained_variance_ratio": [0.7, 0.2, 0.05, 0.05]}
+    (folder / "model.json").write_text(json.dumps(meta))
+    model = _model(str(folder))
+    assert model.explorer.stds[0] > model.explorer.stds[3] > 0
