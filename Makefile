@@ -15,6 +15,8 @@ APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugin
 # Code that runs on the module: Python 3.8+, no torch.
 DEVICE_SIDE := firmware hardware models/runtime
 RUN_ARGS ?=
+HOST ?=
+DEPLOY_ARGS ?=
 
 .PHONY: run test lint check-python bench train export deploy pretrained clean
 
@@ -45,7 +47,12 @@ lint: $(VENV)/.test-deps
 test: $(VENV)/.test-deps lint
 	$(PY) -m pytest
 
-bench train export deploy pretrained:
+# Copy this checkout to a Jetson over ssh and install the service there.
+deploy:
+	@[ -n "$(HOST)" ] || { echo "make deploy: name the module, e.g. make deploy HOST=user@jetson.local" >&2; exit 2; }
+	tools/deploy.sh $(HOST) $(DEPLOY_ARGS)
+
+bench train export pretrained:
 	@echo "make $@: not yet" >&2; exit 2
 
 clean:

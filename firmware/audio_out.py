@@ -172,6 +172,8 @@ class AudioOutput:
     def status(self) -> Dict[str, Any]:
         """A summary for the stats file and the system-info screen."""
         return {"state": self.state, "device": self.device_name, "underflows": self.underflows,
+                "ring_shortfalls": self.ring.underflows,
+                "device_underflows": self.status_underflows,
                 "callbacks": self.callbacks, "frames_played": self.frames_played,
                 "opens": self.opens, "losses": self.losses, "last_error": self.last_error}
 

@@ -41,9 +41,10 @@ DEVICE_RATE = 48000
 DEVICE_BLOCK = 256
 TICK_S = 0.005            # control rate: 200 Hz
 DRAW_MIN_S = 1.0 / 30     # the OLED at most 30 frames a second
-BARS_EVERY_S = 0.1        # performance bars
+BARS_EVERY_S = 1.0 / 60   # performance bars: fresh whenever the OLED may redraw
 INFO_EVERY_S = 1.0        # system info page and watchdog
 SAVE_QUIET_S = 2.0        # settings saved once the player stops turning for this long
+GIL_SWITCH_S = 0.0005
 CAPTURE_S = 0.5           # calibration readings are averaged over this long
 LED_STATES = {"loading": ("yellow", True), "playing": ("green", False),
               "error": ("red", True), "calibrating": ("magenta", True), "idle": ("blue", False)}
@@ -113,6 +114,7 @@ class Daemon:
         self._capture: Optional[Dict[str, Any]] = None
         self._cv_failing = False
         self._rt_said = False
+        self.frames_drawn = 0
 
     # ---- start-up ---------------------------------------------------------------------
     def _open(self) -> None:
@@ -218,6 +220,8 @@ class Daemon:
         self.stats.engine, self.stats.provider = model.engine.kind, model.engine.provider
         self.stats.extra["model"] = model.name
         self.stats.extra["load_s"] = round(model.load_s, 3)
+        self.stats.extra["sample_rate"] = model.sample_rate
+        self.stats.extra["frame_size"] = model.samples_per_call
         for note in model.engine.notes:
             self.log(f"engine: {note}")
         self.log(f"playing {model.describe()} (loaded in {model.load_s:.2f} s)")
@@ -354,7 +358,14 @@ class Daemon:
             self._rt_said = True
             self.log(f"voice thread without real-time priority: {self.voice.realtime_refused}")
         self.menu.set_system_info(lines)
+        if "first_sound_unix" not in self.stats.extra \
+                and self.voice.first_sound_index is not None:
+            heard = self.audio.play_time(self.voice.first_sound_index)
+            if heard is not None:  # when the first sound reaches the DAC, wall clock
+                self.stats.extra["first_sound_unix"] = time.time() - time.monotonic() + heard
         self.stats.extra.update({"late_frames": self.voice.late_frames,
+                                 "ring_threshold": self.voice.threshold(),
+                                 "oled_frames": self.frames_drawn,
                                  "bad_frames": self.voice.bad_frames,
                                  "frames": self.voice.frames, "state": self.state,
                                  "audio": self.audio.status()})
@@ -364,6 +375,7 @@ class Daemon:
 
         try:
             self.panel.display.show(draw(self.menu.view()))
+            self.frames_drawn += 1
         except Exception as exc:  # noqa: BLE001 - a loose OLED cable: note it, carry on
             self.stats.error(f"display: {exc}")
 
@@ -455,6 +467,9 @@ class Daemon:
 
     def run(self) -> int:
         lean_memory()
+        # The audio callback is Python: it needs the GIL within one device block (5.3 ms
+        # at 256 frames). Python hands the GIL over every 5 ms by default; ask for 0.5 ms.
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._open()
         return asyncio.run(self._main())
 

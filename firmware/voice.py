@@ -37,6 +37,8 @@ from neurorave.models.runtime.resample import StreamResampler
 GATE_COUNT = 2
 EXPLORE_GLIDE_S = 0.08   # a new phrase point is reached in about this long
 FADE_S = 0.02            # start, stop and model-switch fades
+RENDER_MARGIN = 1.5      # times the slowest recent render
+SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 
 
 class ControlInputs:
@@ -189,7 +191,11 @@ class Voice:
         self.ring = ring
         self.device_rate = int(device_rate)
         self.stats = stats
-        self.lookahead = int(lookahead)
+        self.lookahead = int(lookahead)   # the device block: the least the ring must hold
+        # Rendering takes time, so a frame starts while the ring still holds enough to
+        # cover it: the slowest recent render, with a margin. It starts cautious (until
+        # renders are measured) and adapts down; it is latency, so no more than needed.
+        self._render_s: Deque[float] = collections.deque(maxlen=64)
         self.level = float(level)
         self.temperature = 1.0
         self._play_time = play_time
@@ -208,6 +214,7 @@ class Voice:
         self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
         self.late_frames = 0
         self.swaps: List[int] = []
+        self.first_sound_index: Optional[int] = None  # ring index of the first model sample
         self.realtime_refused: Optional[str] = None
         self.bad_frames = 0
         self.frames = 0
@@ -267,6 +274,7 @@ class Voice:
             block = np.zeros(int(round(model.samples_per_call * self.device_rate
                                        / model.sample_rate)), dtype=np.float32)
         elapsed = time.perf_counter() - start
+        self._render_s.append(elapsed)
         self.stats.inference.add(elapsed * 1e3 / model.frames_per_call)
         if elapsed > model.samples_per_call / model.sample_rate:
             self.late_frames += 1
@@ -283,6 +291,15 @@ class Voice:
             if offset < len(block):
                 time.sleep(0.001)
         self.stats.block_rendered()
+
+    def threshold(self) -> int:
+        """Ring samples below which the next frame is rendered."""
+        if len(self._render_s) < 8:
+            worst = 0.02
+        else:
+            worst = max(self._render_s)
+        margin = RENDER_MARGIN * worst + SCHEDULING_SLACK_S
+        return self.lookahead + int(margin * self.device_rate)
 
     def _measure_latency(self) -> None:
         if self._play_time is None:
@@ -303,7 +320,7 @@ class Voice:
                 if self.model is not None:
                     self._write(fade(self._render_block(), False, self._fade_len))
                 break
-            if self.ring.available() >= self.lookahead:
+            if self.ring.available() >= self.threshold():
                 self._measure_latency()
                 time.sleep(0.0005)
                 continue
@@ -318,5 +335,7 @@ class Voice:
             if self._fading_in and self.model is not None:
                 block = fade(block, True, self._fade_len)
                 self._fading_in = False
+                if self.first_sound_index is None:
+                    self.first_sound_index = self.ring.total_written
             self._write(block)
         self._stopped.set()

@@ -61,6 +61,13 @@ run install -m 0644 "$SOURCE/README.md" "$PREFIX/README.md"
 
 # State (settings, calibration, models) belongs to the service user.
 run install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE" "$STATE/models"
+# The bundled models, where the player has none of the same name (never overwritten).
+for bundle in "$SOURCE"/models/pretrained/*/; do
+    [ -f "${bundle}model.json" ] || continue
+    name=$(basename "$bundle")
+    [ -e "$STATE/models/$name" ] || run cp -r "$bundle" "$STATE/models/$name"
+done
+[ "$DRY" -eq 1 ] || chown -R "$USER_NAME:$USER_NAME" "$STATE/models"
 
 # Per-module options, written once.
 if [ ! -e /etc/default/neurorave ]; then

@@ -1,0 +1,169 @@
+"""The daemon under stage conditions: underflows, inference p99, control-to-sound
+latency, RSS, cold start to first sound.
+
+A real JACK server with the dummy driver (48 kHz, 256 frames) paces the audio like a
+sound card; the daemon runs on the virtual board, headless, driven by a patch with all
+four CVs modulated and both gates clocked (the performance page's bars move, so the
+OLED is redrawn at up to 30 fps), for `--seconds` while another process keeps a core
+busy. Figures come from the daemon's own stats file.
+
+    .venv/bin/python benchmarks/bench_daemon.py [--bundle DIR] [--seconds 60] [--no-load]
+        [--json]
+
+Without --bundle, an untrained `small` bundle is made once (speed does not depend on
+the weights) under ~/.cache/neurorave/bench/small.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+PATCH = """
+[cv.1]
+shape = "sine"
+rate = 0.31
+range = [-4.0, 4.0]
+[cv.2]
+shape = "triangle"
+rate = 0.7
+range = [-5.0, 5.0]
+[cv.3]
+shape = "saw"
+rate = 1.3
+range = [-3.0, 3.0]
+[cv.4]
+shape = "sine"
+rate = 0.17
+range = [0.0, 5.0]
+[gate.1]
+clock = 2.0
+duty = 0.25
+[gate.2]
+clock = 0.5
+duty = 0.5
+"""
+JACK_DEVICE = "JACK Audio Connection Kit"
+
+
+def make_small_bundle(folder: str) -> str:
+    if os.path.isfile(os.path.join(folder, "model.json")):
+        return folder
+    import numpy as np
+    from neurorave.models.datastore import write_dataset
+    from neurorave.models.export.command import export_run
+    from neurorave.models.training.cli import train
+
+    work = tempfile.mkdtemp(prefix="nr-bench-")
+    rng = np.random.default_rng(0)
+    t = np.arange(1 << 17) / 16000
+    audio = np.array([0.3 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t) for _ in range(12)],
+                     dtype=np.float32)
+    data = write_dataset(os.path.join(work, "data"), audio, 16000,
+                         [f"s{i}" for i in range(12)])
+    train("small", str(data), os.path.join(work, "run"), steps=2, progress=False)
+    return export_run(os.path.join(work, "run"), folder)
+
+
+def start_jack(name: str) -> subprocess.Popen:
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name)
+    server = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r",
+                               "48000", "-p", "256"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        probe = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True)
+        if "running" in probe.stdout and "not" not in probe.stdout:
+            return server
+        time.sleep(0.1)
+    server.kill()
+    raise SystemExit("bench_daemon: jackd did not come up (make test installs jackd2)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", default=None)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--no-load", action="store_true", help="no competing busy process")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "neurorave", "bench", "small")
+    bundle = os.path.abspath(args.bundle or make_small_bundle(cache))
+    work = tempfile.mkdtemp(prefix="nr-bench-daemon-")
+    models = os.path.join(work, "models")
+    os.makedirs(models)
+    os.symlink(bundle, os.path.join(models, os.path.basename(bundle.rstrip("/"))))
+    patch = os.path.join(work, "patch.toml")
+    with open(patch, "w") as handle:
+        handle.write(PATCH)
+    stats_path = os.path.join(work, "stats.json")
+    name = "nr-bench-" + uuid.uuid4().hex[:8]
+    server = start_jack(name)
+    load = None if args.no_load else subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"])
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name,
+               NEURORAVE_STATE_DIR=os.path.join(work, "state"))
+    try:
+        spawned = time.time()
+        daemon = subprocess.run(
+            [sys.executable, "-m", "neurorave.firmware.cli", "run", "--headless",
+             "--patch", patch, "--models", models, "--audio-device", JACK_DEVICE,
+             "--seconds", str(args.seconds), "--stats", stats_path],
+            env=env, capture_output=True, text=True, timeout=args.seconds + 120)
+    finally:
+        if load is not None:
+            load.kill()
+        server.terminate()
+        server.wait(20)
+    if daemon.returncode != 0:
+        print(daemon.stderr[-2000:], file=sys.stderr)
+        return 1
+    with open(stats_path) as handle:
+        stats = json.load(handle)
+    frame_ms = 1e3 * stats.get("frame_size", 0) / max(stats.get("sample_rate", 1), 1)
+    figures = {
+        "seconds": args.seconds, "competing_load": not args.no_load,
+        "model": stats.get("model"), "engine": stats["engine"],
+        "underflows": stats["underflows"],
+        "ring_shortfalls": stats["audio"].get("ring_shortfalls"),
+        "device_underflows": stats["audio"].get("device_underflows"),
+        "ring_threshold_samples": stats.get("ring_threshold"),
+        "inference_ms_p50": stats["inference_ms"]["p50"],
+        "inference_ms_p99": stats["inference_ms"]["p99"],
+        "inference_ms_max": stats["inference_ms"]["max"],
+        "late_frames": stats.get("late_frames"), "frames": stats.get("frames"),
+        "latency_ms": stats["latency_ms"],
+        "latency_goal_ms": frame_ms + 256 / 48 + 5,
+        "rss_mb": stats["rss_mb"],
+        "cold_start_to_first_sound_s": (stats["first_sound_unix"] - spawned
+                                        if "first_sound_unix" in stats else None),
+        "oled_frames_per_s": stats.get("oled_frames", 0) / args.seconds,
+        "errors": stats["errors"],
+    }
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    lat = figures["latency_ms"]
+    print(f"daemon, {args.seconds:.0f} s, model {figures['model']} on {figures['engine']}, "
+          f"{'with' if figures['competing_load'] else 'without'} a competing busy core")
+    print(f"  underflows           {figures['underflows']} (ring ran short "
+          f"{figures['ring_shortfalls']}, device flag {figures['device_underflows']}; voice "
+          f"renders below {figures['ring_threshold_samples']} samples)")
+    print(f"  inference per frame  p50 {figures['inference_ms_p50']} ms, p99 "
+          f"{figures['inference_ms_p99']} ms, max {figures['inference_ms_max']} ms "
+          f"({figures['late_frames']} late of {figures['frames']})")
+    print(f"  gate -> DAC latency  p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} "
+          f"ms over {lat['count']} gates (goal {figures['latency_goal_ms']:.1f} ms)")
+    print(f"  RSS                  {figures['rss_mb']} MB")
+    first = figures["cold_start_to_first_sound_s"]
+    print(f"  cold start -> sound  {first:.2f} s" if first is not None
+          else "  cold start -> sound  not measured")
+    print(f"  OLED                 {figures['oled_frames_per_s']:.1f} frames/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
