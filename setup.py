@@ -70,7 +70,7 @@ setup(
     ],
     package_data={
         "neurorave.hardware": ["boards/*.toml"],
-        "neurorave.models": ["configs/*.toml", "pretrained/*/*"],
+        "neurorave.models": ["configs/*.toml", "prior/configs/*.toml", "pretrained/*/*"],
     },
     install_requires=BASE,
     extras_require=EXTRAS,

@@ -41,6 +41,8 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", type=int, default=None, help="number of GPUs (DDP)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default=None, metavar="RUN",
+                   help="with --config prior: the F-RAVE run whose latent space it models")
 
 
 def _export(p: argparse.ArgumentParser) -> None:
@@ -52,6 +54,8 @@ def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset for the latent PCA (default: the run's)")
     p.add_argument("--reference", default=None, metavar="NAME",
                    help="export the reference decoder NAME (rave-v1) instead of a run")
+    p.add_argument("--prior", default=None, metavar="PRIOR",
+                   help="a prior trained on RUN (neurorave train --config prior) to include")
 
 
 def _evaluate(p: argparse.ArgumentParser) -> None:
@@ -75,7 +79,9 @@ def _render(p: argparse.ArgumentParser) -> None:
 
 
 def _run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", default="sim", help="sim or a board file (TOML)")
+    p.add_argument("--board", default=None,
+                   help="jetson-nano, sim or a board file (default: jetson-nano on the "
+                        "module, sim elsewhere)")
     p.add_argument("--models", default=None, help="folder of model bundles")
     p.add_argument("--audio-device", default=None, help="PortAudio device name")
     p.add_argument("--headless", action="store_true", help="no window (virtual board)")
@@ -96,7 +102,9 @@ def _bench(p: argparse.ArgumentParser) -> None:
 
 
 def _hwtest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", default="sim", help="sim or a board file (TOML)")
+    p.add_argument("--board", default=None,
+                   help="jetson-nano, sim or a board file (default: jetson-nano on the "
+                        "module, sim elsewhere)")
 
 
 COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {

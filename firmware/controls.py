@@ -236,6 +236,14 @@ class ControlMapper:
         return float(min(max(f0, attribute.min), attribute.max))
 
     # ---- menu helpers --------------------------------------------------------------
+    def pinned_attributes(self) -> List[int]:
+        """Attributes the player holds (a CV is assigned, or f0 in pitch mode); a prior
+        generates the others."""
+        held = [i for i, cv in enumerate(self._cv_of_attribute) if cv is not None]
+        if self._f0_index is not None and self._f0_index not in held:
+            held.append(self._f0_index)
+        return sorted(held)
+
     def store_snapshot(self) -> List[float]:
         """The current macro point, to append to the settings' snapshots."""
         return [float(v) for v in self._macro]

@@ -92,7 +92,7 @@ class Daemon:
                  audio_device: Optional[str] = None, headless: bool = False,
                  patch: Optional[str] = None, seconds: Optional[float] = None,
                  stats_path: Optional[str] = None, engine: str = "auto",
-                 state_dir: Optional[str] = None, log=None):
+                 state_dir: Optional[str] = None, log=None, panel: Any = None):
         self.board_name = board
         self.models_folder = models or default_models_folder()
         self.audio_device = audio_device
@@ -102,6 +102,9 @@ class Daemon:
         self.stats_path = stats_path
         self.engine_kind = engine
         self.state_dir = state_dir
+        self.panel = panel  # a panel opened by the caller (tests: real drivers, model chips)
+        self._display_failing = False
+        self._display_retry_at = 0.0
         self.log = log or (lambda text: print(f"neurorave run: {text}", file=sys.stderr,
                                               flush=True))
         self.stats = Stats()
@@ -134,8 +137,8 @@ class Daemon:
         # (a torn file, a lying one) is said on the screen and counted.
         notices = [r.message for r in (loaded, cal) if r.fell_back and r.problems]
 
-        board = load_board(self.board_name)
-        self.panel = open_panel(board)
+        if self.panel is None:
+            self.panel = open_panel(load_board(self.board_name))
         self.player = None
         if self.patch_path is not None:
             from neurorave.hardware.patch import load_patch
@@ -325,9 +328,11 @@ class Daemon:
         if not snapshot.ok and not self._cv_failing:
             self._cv_failing = True
             self.stats.error(f"CV: {snapshot.error}")
+            self.log(f"CV inputs failing, holding the last good volts: {snapshot.error}")
             self.menu.show_notice("CV input fault: holding")
         elif snapshot.ok and self._cv_failing:
             self._cv_failing = False
+            self.log("CV inputs back")
             self.menu.show_notice("CV input back")
         self._capturing(snapshot.volts)
 
@@ -373,17 +378,29 @@ class Daemon:
     def _draw(self) -> None:
         from neurorave.firmware.screens import draw
 
+        now = time.monotonic()
+        if self._display_failing and now < self._display_retry_at:
+            return
         try:
             self.panel.display.show(draw(self.menu.view()))
             self.frames_drawn += 1
         except Exception as exc:  # noqa: BLE001 - a loose OLED cable: note it, carry on
-            self.stats.error(f"display: {exc}")
+            if not self._display_failing:
+                self.stats.error(f"display: {exc}")
+                self.log(f"display failing, retrying every second: {exc}")
+            self._display_failing = True
+            self._display_retry_at = now + 1.0
+            self.menu.invalidate()  # redraw everything once it answers again
+            return
+        if self._display_failing:
+            self._display_failing = False
+            self.log("display back")
 
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.add_signal_handler(sig, self._stop.set)
         # On the module every page stays resident (no page fault mid-frame). A laptop's
         # virtual board does without: locking maps in every library whole (~2x the RSS).
@@ -493,6 +510,8 @@ def main(args: Any) -> int:
         raise UserError(f"{args.patch}: no such patch file")
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
-    daemon = Daemon(args.board, args.models, args.audio_device, args.headless, args.patch,
-                    args.seconds, args.stats, args.engine)
+    from neurorave.hardware.board import default_board
+
+    daemon = Daemon(args.board or default_board(), args.models, args.audio_device,
+                    args.headless, args.patch, args.seconds, args.stats, args.engine)
     return daemon.run()

@@ -287,6 +287,10 @@ class Menu:
             view = view._replace(message=self.notice)
         return view
 
+    def invalidate(self) -> None:
+        """Draw again even if nothing changed (the display lost a frame)."""
+        self._changed = True
+
     def take_changed(self) -> bool:
         """True once after anything the screen shows has changed."""
         changed, self._changed = self._changed, False

@@ -32,6 +32,7 @@ from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.stats import Stats
 from neurorave.models.runtime.bundle import Bundle, load_bundle
 from neurorave.models.runtime.engines import Engine, open_engine
+from neurorave.models.runtime.generator import PriorGenerator
 from neurorave.models.runtime.resample import StreamResampler
 
 GATE_COUNT = 2
@@ -106,7 +107,8 @@ class VoiceModel:
         start = time.perf_counter()
         self.path = path
         self.bundle = load_bundle(path)
-        self.engine: Engine = open_engine(self.bundle, engine_kind, threads, roles=["decoder"])
+        roles = ["decoder", "prior"] if self.bundle.has_prior else ["decoder"]
+        self.engine: Engine = open_engine(self.bundle, engine_kind, threads, roles=roles)
         self.decoder = self.engine.graphs["decoder"]
         self.frames_per_call = self.decoder.spec.frames_per_call
         self.frame_size = self.bundle.frame_size
@@ -122,8 +124,15 @@ class VoiceModel:
         self._attributes = self.decoder.inputs["attributes"]
         self._audio = self.decoder.outputs[self.decoder.spec.outputs[0].name]
         self.last_snapshot: Optional[ControlSnapshot] = None
-        # The prior's generation API arrives with issue 6; until then every bundle explores.
+        self.generator: Optional[PriorGenerator] = None
         self.mode = "explore"
+        if self.bundle.has_prior:
+            self.generator = PriorGenerator(self.bundle, self.engine)
+            self.mode = "prior"
+            self._pinned = np.zeros(self.generator.dims, np.float32)
+            self._mask = np.zeros(self.generator.dims, np.float32)
+        self._std0 = float(pca_stds(self.bundle)[0])
+        self.phrases = 0
         self.load_s = time.perf_counter() - start
 
     @property
@@ -140,6 +149,9 @@ class VoiceModel:
         self.mapper.reset()
         self.explorer.reset()
         self.resampler.reset()
+        self.phrases = 0
+        if self.generator is not None:
+            self.generator.reset(self.seed)
 
     def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
         self.mapper.calibration = calibration
@@ -151,10 +163,13 @@ class VoiceModel:
             rise1 = inputs.gate1_rise and k == 0
             snapshot = self.mapper.step(inputs.volts, inputs.gate2_rise and k == 0,
                                         inputs.gate2_high)
-            if rise1:
-                self.explorer.new_phrase(inputs.temperature)
-            self._z[0, :, k] = self.explorer.step(snapshot.latent0)
-            self._attributes[0, :, k] = snapshot.attributes
+            if self.generator is not None:
+                self._generate(snapshot, rise1, inputs.temperature, k)
+            else:
+                if rise1:
+                    self.explorer.new_phrase(inputs.temperature)
+                self._z[0, :, k] = self.explorer.step(snapshot.latent0)
+                self._attributes[0, :, k] = snapshot.attributes
             self.last_snapshot = snapshot
         self.decoder.fill_noise()
         self.decoder.run()
@@ -162,6 +177,25 @@ class VoiceModel:
         if not np.all(np.isfinite(block)):
             raise FloatingPointError("the decoder produced NaN or inf")
         return self.resampler.process(block)
+
+    def _generate(self, snapshot: ControlSnapshot, new_phrase: bool, temperature: float,
+                  k: int) -> None:
+        """One frame from the prior: CV1 holds latent 0, the CVs their attributes."""
+        gen = self.generator
+        assert gen is not None
+        if new_phrase:
+            self.phrases += 1
+            gen.reset(self.seed + self.phrases)
+        self._mask.fill(0.0)
+        self._pinned[0] = snapshot.latent0 * self._std0
+        self._mask[0] = 1.0
+        for a in self.mapper.pinned_attributes():
+            self._pinned[gen.latent_dims + a] = snapshot.attributes[a]
+            self._mask[gen.latent_dims + a] = 1.0
+        frame = gen.step(self._pinned, self._mask, temperature)
+        z, attributes = gen.split(frame)
+        self._z[0, :, k] = z
+        self._attributes[0, :, k] = attributes
 
     def describe(self) -> str:
         return (f"{self.name}: {self.sample_rate} Hz, {self.frame_size} samples/frame, "

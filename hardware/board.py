@@ -137,6 +137,13 @@ def board_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def default_board() -> str:
+    """The module's own board where its GPIO and I2C devices exist, the virtual one
+    elsewhere (a laptop): a bare `neurorave hwtest` on the module tests the real panel."""
+    on_module = os.path.exists("/dev/gpiochip0") and os.path.exists("/dev/i2c-1")
+    return "jetson-nano" if on_module else "sim"
+
+
 def available_boards() -> List[str]:
     return sorted(f[:-5] for f in os.listdir(BOARDS_DIR) if f.endswith(".toml"))
 

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, List, Optional, TextIO
 
 from neurorave.hardware.ads1x15 import AdcCvInputs, Ads1x15
-from neurorave.hardware.board import Board, load_board
+from neurorave.hardware.board import Board, default_board, load_board
 from neurorave.hardware.errors import HardwareError
 from neurorave.hardware.i2c import I2CBus
 from neurorave.hardware.interfaces import ButtonPress, EncoderStep, EventQueue, GateEdge
@@ -217,7 +217,7 @@ def _seconds(default: float) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
-    board = load_board(getattr(args, "board", None) or "sim")
+    board = load_board(getattr(args, "board", None) or default_board())
     if board.virtual:
         from neurorave.hardware.sim.bench import SimBench
         bench = SimBench(board)

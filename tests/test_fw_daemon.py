@@ -182,3 +182,69 @@ def test_bad_run_requests_are_one_line(tmp_path, argv, words):
     assert result.returncode != 0
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
         result.stderr
+
+
+# The daemon on the module's board, its real drivers over models of the chips (an
+# ADS1115 and an SSD1306 on a simulated I2C bus, Jetson.GPIO lines): the bus sticks
+# (errno 110, a held SDA line) for a second, then comes back with CV2 moved.
+I2C_FAULT_CHILD = r"""
+import json, sys, threading, time
+from neurorave.firmware.daemon import Daemon
+from neurorave.hardware.board import load_board
+from neurorave.hardware.panel import open_real_panel
+from neurorave.hardware.patch import parse_patch
+from neurorave.hardware.sim.bench import SimBench
+
+models, device, state = sys.argv[1], sys.argv[2], sys.argv[3]
+board = load_board("jetson-nano")
+bench = SimBench(board, parse_patch({"cv": {"2": {"volts": 2.0}}}, "before"))
+panel = open_real_panel(board, smbus=bench.bus, gpio=bench.gpio)
+lines = []
+daemon = Daemon("jetson-nano", models, device, headless=True, seconds=4.0, state_dir=state,
+                panel=panel, log=lines.append)
+seen = {}
+
+def world():
+    start = time.monotonic()
+    while time.monotonic() - start < 4.0:
+        t = time.monotonic() - start
+        bench.stimulate(t)
+        if t > 0.9 and "before" not in seen:
+            seen["before"] = list(daemon.voice.volts)
+            bench.bus.stuck_errno = 110
+        if t > 1.6 and "during" not in seen:
+            seen["during"] = list(daemon.voice.volts)
+            seen["failing_notice"] = daemon.menu.notice
+        if t > 2.0 and "cleared" not in seen:
+            seen["cleared"] = True
+            bench.patch = parse_patch({"cv": {"2": {"volts": -3.0}}}, "after")
+            bench.bus.stuck_errno = None
+        if t > 3.6 and "after" not in seen:
+            seen["after"] = list(daemon.voice.volts)
+        time.sleep(0.01)
+
+threading.Thread(target=world, daemon=True).start()
+status = daemon.run()
+errors = daemon.stats.as_dict()["errors"]["last"]
+print(json.dumps({"status": status, "seen": seen, "errors": errors, "log": lines,
+                  "state": daemon.state, "frames": daemon.voice.frames}))
+"""
+
+
+def test_an_i2c_fault_holds_the_cvs_says_so_and_recovers(jack_server, tmp_path, models):
+    child = subprocess.run([sys.executable, "-c", I2C_FAULT_CHILD, str(models),
+                            JACK_DIRECT, str(tmp_path / "state")], env=jack_server.env(),
+                           capture_output=True, text=True, timeout=90, cwd=str(tmp_path))
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    seen = result["seen"]
+    assert result["status"] == 0 and result["frames"] > 300 and result["state"] == "playing"
+    assert seen["before"][1] == pytest.approx(2.0, abs=0.05)
+    # While the bus is stuck: the last good volts, and the screen says so.
+    assert seen["during"] == seen["before"]
+    assert "CV input fault" in seen["failing_notice"]
+    assert any(e.startswith("CV:") and "110" in e for e in result["errors"])
+    assert any(e.startswith("display:") for e in result["errors"])
+    # Back by itself, reading the new volts.
+    assert seen["after"][1] == pytest.approx(-3.0, abs=0.05)
+    assert "CV inputs back" in result["log"] and "display back" in result["log"]

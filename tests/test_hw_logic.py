@@ -1,4 +1,6 @@
 """Pure logic of the panel inputs: debouncing, quadrature decoding, button gestures."""
+import time
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neurorave.hardware.button import Acceleration, ButtonGestures
@@ -149,3 +151,28 @@ def test_acceleration_grows_with_speed():
     assert acc.apply(-1, 105 * MS) == -8              # very fast
     middle = acc.apply(1, 140 * MS)
     assert 1 < middle < 8
+
+
+def test_a_driver_ticker_survives_failing_calls_and_recovers():
+    """A GPIO read that fails (a loose header, a driver hiccup) must not end polling."""
+    import threading
+
+    from neurorave.hardware.ticker import Ticker
+
+    calls = []
+    healthy = threading.Event()
+
+    def action(t_ns):
+        calls.append(t_ns)
+        if len(calls) <= 3:
+            raise OSError(5, "Input/output error")
+        healthy.set()
+
+    ticker = Ticker(0.001, action, "test")
+    try:
+        assert healthy.wait(5.0), "the ticker stopped after the first failure"
+        time.sleep(0.05)
+    finally:
+        ticker.stop()
+    assert ticker.errors == 3 and isinstance(ticker.error, OSError)
+    assert len(calls) > 10  # back at its period once the calls succeed

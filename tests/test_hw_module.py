@@ -42,7 +42,10 @@ def test_unpatched_gates_read_low(panel):
 
 
 def test_display_and_led_accept_frames_and_colours(panel):
-    panel.display.show(make_test_pattern(panel.display.size))
-    for colour in ("red", "green", "blue", "off"):
+    panel.display.show(make_test_pattern(panel.display.size))  # raises on a bus fault
+    for colour, rgb in (("red", (1, 0, 0)), ("green", (0, 1, 0)), ("blue", (0, 0, 1)),
+                        ("off", (0, 0, 0))):
         panel.led.set_colour(colour)
         time.sleep(0.05)
+        # What the LED thread drove onto the three lines.
+        assert tuple(round(v) for v in panel.led.shown) == rgb, colour

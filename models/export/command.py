@@ -75,7 +75,7 @@ def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str,
 
 def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
                frames_per_call: int = 1, data: Optional[str] = None,
-               weights: Optional[str] = None) -> str:
+               weights: Optional[str] = None, prior: Optional[str] = None) -> str:
     from neurorave.models.datastore import open_dataset
     from neurorave.models.training.run import DATASET_FILE, load_run
 
@@ -101,6 +101,12 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
     hi = [run.stats["attributes"][n]["max"] for n in names]
     decoder = ExportDecoder(run.module.decoder, lo, hi, pca, exposed)
     encoder = ExportEncoder(run.module.encoder, pca, exposed)
+    prior_parts = None
+    if prior is not None:
+        from neurorave.models.prior.export import check_matches, load_prior
+
+        prior_parts = load_prior(prior)
+        check_matches(prior_parts[0], pca, names, prior)
 
     def build(folder: str) -> Dict[str, Any]:
         d_in, d_out = _decoder_signals(run.module.decoder, exposed, len(names), frames_per_call)
@@ -111,6 +117,13 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
         graphs["encoder"] = export_graph(encoder, [("audio", (1, 1, hop))],
                                          [("z", (1, exposed, frames_per_call))],
                                          os.path.join(folder, "encoder.onnx"), frames_per_call)
+        extra: Dict[str, Any] = {}
+        if prior_parts is not None:
+            from neurorave.models.prior.export import export_prior, prior_meta
+
+            graphs["prior"] = export_prior(prior_parts[0], prior_parts[1],
+                                           os.path.join(folder, "prior.onnx"))
+            extra["prior"] = prior_meta(prior_parts[0], str(prior))
         return {
             "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
             "name": Path(out).name, "sample_rate": m.sample_rate, "frame_size": m.hop,
@@ -122,6 +135,7 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
             "graphs": graphs,
             "source": {"run": str(run.path.resolve()), "weights": run.weights.name,
                        "config": cfg.name, "variant": cfg.variant},
+            **extra,
         }
 
     return _write_bundle(out, build)
@@ -141,7 +155,8 @@ def main(args) -> int:
         if args.run is None:
             raise UserError("name the training RUN folder to export (or --reference rave-v1)")
         fidelity = DEFAULT_FIDELITY if args.fidelity is None else args.fidelity
-        path = export_run(args.run, args.out, fidelity, args.frames_per_call, args.data)
+        path = export_run(args.run, args.out, fidelity, args.frames_per_call, args.data,
+                          prior=getattr(args, "prior", None))
     bundle = load_bundle(path)
     print(f"wrote {path}: {', '.join(sorted(bundle.graphs))}; latent {bundle.latent_size} dims, "
           f"{bundle.frame_size} samples/frame at {bundle.sample_rate} Hz")

@@ -76,7 +76,8 @@ rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 loaded = time.perf_counter()
 try:
     bundle = load_bundle(path)
-    engine = open_engine(bundle, kind, threads, roles=["decoder"])
+    roles = ["decoder", "prior"] if "prior" in bundle.graphs else ["decoder"]
+    engine = open_engine(bundle, kind, threads, roles=roles)
 except EngineUnavailable as exc:
     print(json.dumps({"engine": kind, "unavailable": str(exc)}))
     sys.exit(0)
@@ -88,25 +89,33 @@ for name, array in dec.inputs.items():
     elif name == "attributes":  # mid-range raw values
         for i, a in enumerate(bundle.attributes):
             array[:, i, :] = 0.5 * (a.min + a.max)
-dec.fill_noise()
-dec.run()
-first = time.perf_counter()
-for _ in range(WARMUP_CALLS):
+prior = engine.graphs.get("prior")
+def call():
+    # What the voice does per decoder call: the prior's frames (when the bundle has
+    # one), then the decoder.
+    if prior is not None:
+        for _ in range(dec.spec.frames_per_call):
+            prior.fill_noise()
+            prior.run()
     dec.fill_noise()
     dec.run()
+call()
+first = time.perf_counter()
+for _ in range(WARMUP_CALLS):
+    call()
 clock = time.perf_counter_ns
 times = np.zeros(1000000, dtype=np.int64)
 n = 0
 deadline = clock() + int(seconds * 1e9)
 while n < MIN_CALLS or (clock() < deadline and n < len(times)):
     t0 = clock()
-    dec.fill_noise()
-    dec.run()
+    call()
     times[n] = clock() - t0
     n += 1
 per_frame = times[:n] / 1e9 / dec.spec.frames_per_call
 print(json.dumps({
     "engine": engine.kind, "provider": engine.provider, "notes": engine.notes,
+    "with_prior": prior is not None,
     "calls": n, "frames_per_call": dec.spec.frames_per_call,
     "p50_ms": float(np.percentile(per_frame, 50) * 1e3),
     "p99_ms": float(np.percentile(per_frame, 99) * 1e3),
@@ -133,6 +142,8 @@ def measure(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any
     figures["realtime_factor"] = frame_seconds / (figures["mean_ms"] / 1e3)
     figures["realtime_factor_p99"] = frame_seconds / (figures["p99_ms"] / 1e3)
     macs = bundle.graphs["decoder"].macs_per_frame
+    if macs is not None and "prior" in bundle.graphs:
+        macs += bundle.graphs["prior"].macs_per_frame or 0
     if macs is not None:
         figures["macs_per_frame"] = macs
         figures["gmacs_per_audio_second"] = macs / frame_seconds / 1e9
@@ -208,7 +219,8 @@ def format_report(report: Dict[str, Any]) -> str:
         lines.append("reference: missing (see the note above), no ratios")
     for kind, entry in report["engines"].items():
         f = entry["bundle"]
-        lines.append(f"{kind} ({f['provider']}), {f['calls']} calls:")
+        what = "prior + decoder" if f.get("with_prior") else "decoder"
+        lines.append(f"{kind} ({f['provider']}), {what}, {f['calls']} calls:")
         lines.append(f"  {'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RT x':>9} "
                      f"{'GMAC/s':>8} {'RSS MB':>8} {'load s':>7}")
         lines.append(_row("bundle", f))

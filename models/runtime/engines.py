@@ -128,12 +128,13 @@ class GraphRunner:
         self._values.append(value)
         return value
 
-    def reset(self) -> None:
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Zero the state; the noise restarts from `seed` (default: the fixed seed)."""
         for a, b in self._state_buffers:
             a.fill(0.0)
             b.fill(0.0)
         self._flip = 0
-        self._rng = np.random.default_rng(NOISE_SEED)
+        self._rng = np.random.default_rng(NOISE_SEED if seed is None else seed)
 
     def fill_noise(self) -> None:
         """Fresh white noise into the noise inputs, in place (no allocation)."""

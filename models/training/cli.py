@@ -128,6 +128,14 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
 
 
 def main(args: argparse.Namespace) -> int:
+    from neurorave.models.prior.train import is_prior_config
+    from neurorave.models.prior.train import main as prior_main
+
+    if is_prior_config(args.config):
+        return prior_main(args)
+    if getattr(args, "source", None):
+        raise UserError("--source names the F-RAVE run a prior learns from; "
+                        "use it with --config prior")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     train(args.config, args.data, args.out, args.steps, args.devices, args.resume, args.seed)
     return 0

@@ -1,0 +1,62 @@
+"""Joint prior generation on the device (no torch): one frame at a time.
+
+    gen = PriorGenerator(bundle, engine)      # the engine opened with the "prior" role
+    gen.reset(seed)                           # a gate: a new phrase, the same for a seed
+    frame = gen.step(pinned, mask, temperature)
+    z, attributes = gen.split(frame)          # decoder inputs (exposed dims, raw values)
+
+A frame is the full PCA coordinates followed by the raw attribute values. Where `mask`
+is 1 the frame takes `pinned` exactly (CV1 on latent 0, attributes on CVs); the prior
+samples the rest consistently with them and with the phrase so far. Nothing is
+allocated per step: the returned frame is a view the next step overwrites.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+from neurorave.models.runtime.bundle import Bundle, BundleError
+
+
+class PriorGenerator:
+    def __init__(self, bundle: Bundle, engine) -> None:
+        if "prior" not in engine.graphs:
+            raise BundleError(f"{bundle.name}: no prior graph (open the engine with it)")
+        meta = bundle.meta.get("prior", {})
+        self.graph = engine.graphs["prior"]
+        self.dims = int(meta.get("dims", self.graph.inputs["prev"].shape[-1]))
+        self.latent_dims = int(meta.get("latent_dims", bundle.meta.get("latent_full_size",
+                                                                       bundle.latent_size)))
+        self.exposed = int(bundle.latent_size)
+        self.attributes = len(bundle.attributes)
+        if self.dims != self.latent_dims + self.attributes:
+            raise BundleError(f"{bundle.name}: the prior's {self.dims} dimensions are not "
+                              f"{self.latent_dims} latent + {self.attributes} attributes")
+        self.start = np.asarray(meta.get("start", np.zeros(self.dims)), np.float32)
+        self._prev = self.graph.inputs["prev"]
+        self._pinned = self.graph.inputs["pinned"]
+        self._mask = self.graph.inputs["mask"]
+        self._temperature = self.graph.inputs["temperature"]
+        self._out = self.graph.outputs["x"]
+        self.frames = 0
+        self.reset()
+
+    def reset(self, seed: Optional[int] = None) -> None:
+        """A new phrase: the state and the previous frame back to the start."""
+        self.graph.reset(seed)
+        self._prev[0] = self.start
+        self.frames = 0
+
+    def step(self, pinned: np.ndarray, mask: np.ndarray, temperature: float = 1.0
+             ) -> np.ndarray:
+        """The next frame [dims] (a view, valid until the next step)."""
+        self._pinned[0] = pinned
+        self._mask[0] = mask
+        self._temperature[0, 0] = temperature
+        self.graph.fill_noise()
+        self.graph.run()
+        self._prev[...] = self._out
+        self.frames += 1
+        return self._out[0]
+
+    def split(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Decoder inputs from a frame: the exposed latent dims and the raw attributes."""
+        return frame[:self.exposed], frame[self.latent_dims:]

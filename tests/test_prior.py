@@ -1,0 +1,237 @@
+"""The joint prior: training (`neurorave train --config prior-tiny --source RUN`), export
+into the bundle (streaming equals offline), the device-side generator, and the voice
+generating phrases on gate 1."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from neurorave.firmware.cli import main as cli_main
+from neurorave.firmware.controls import ControlSettings
+from neurorave.firmware.voice import ControlInputs, VoiceModel
+from neurorave.models.datastore import write_dataset
+from neurorave.models.descriptors import compute
+from neurorave.models.export.command import export_run
+from neurorave.models.prior.export import load_prior
+from neurorave.models.prior.net import sample_from
+from neurorave.models.prior.train import train_prior
+from neurorave.models.runtime.bundle import load_bundle
+from neurorave.models.runtime.engines import open_engine
+from neurorave.models.runtime.generator import PriorGenerator
+from neurorave.models.training.cli import train
+
+SR = 16000
+
+
+def _phrases(n, length, seed):
+    """Notes that swell and fade with a gliding pitch: structure in time to learn."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / SR
+    rows = []
+    for _ in range(n):
+        f = rng.uniform(150, 900) * 2 ** (rng.uniform(-0.5, 0.5) * t / t[-1])
+        env = np.sin(np.pi * np.clip(t / t[-1] * rng.uniform(1, 2), 0, 1)) ** 2
+        rows.append(0.6 * env * np.sin(2 * np.pi * np.cumsum(f) / SR)
+                    + 0.01 * rng.standard_normal(length))
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prior")
+    data = write_dataset(root / "data", _phrases(48, 4096, 0), SR, [f"p{i}" for i in range(48)])
+    torch.set_num_threads(1)
+    train("tiny", str(data), str(root / "run"), steps=12, progress=False)
+    train_prior("prior-tiny", str(data), str(root / "prior"), str(root / "run"), progress=False)
+    export_run(str(root / "run"), str(root / "bundle"), prior=str(root / "prior"))
+    return root
+
+
+def test_held_out_nll_beats_a_baseline_that_ignores_context(made):
+    meta = json.loads((made / "prior" / "prior.json").read_text())
+    metrics = meta["metrics"]
+    assert metrics["step"] == 300
+    assert metrics["valid_nll"] < metrics["baseline_nll"] - 0.3, metrics
+    assert meta["frames"]["held_out"] > 0
+
+
+def test_the_bundle_carries_the_prior(made):
+    bundle = load_bundle(str(made / "bundle"))
+    assert bundle.has_prior
+    meta = bundle.meta["prior"]
+    assert meta["dims"] == meta["latent_dims"] + len(bundle.attributes)
+    assert {n.input for n in bundle.graphs["prior"].noise} == {"u_mix", "u1", "u2"}
+
+
+def test_streaming_prior_equals_the_torch_prior_over_the_sequence(made):
+    meta, net = load_prior(str(made / "prior"))
+    d, frames = meta["dims"], 80
+    rng = np.random.default_rng(1)
+    mean = np.asarray(meta["standardiser"]["mean"])
+    std = np.asarray(meta["standardiser"]["std"])
+    prev = (mean + std * rng.standard_normal((frames, d))).astype(np.float32)
+    prev[0] = mean
+    pinned = (mean + std * rng.standard_normal((frames, d))).astype(np.float32)
+    mask = np.zeros((frames, d), np.float32)
+    mask[:, 0] = 1
+    mask[::3, -1] = 1
+    u_mix, u1, u2 = (rng.random((frames, 1)), rng.random((frames, d)), rng.random((frames, d)))
+    temperature = 0.8
+    # Torch, the whole sequence at once (teacher forcing on prev).
+    standard = lambda a: torch.tensor((a - mean) / std, dtype=torch.float32)[None]  # noqa: E731
+    with torch.no_grad():
+        logits, mu, log_sigma, _ = net(standard(prev), standard(pinned),
+                                       torch.from_numpy(mask)[None])
+        x = sample_from(logits[0], mu[0], log_sigma[0], torch.tensor([[temperature]]),
+                        torch.tensor(u_mix, dtype=torch.float32),
+                        torch.tensor(u1, dtype=torch.float32),
+                        torch.tensor(u2, dtype=torch.float32)).numpy()
+    offline = mask * pinned + (1 - mask) * (x * std + mean)
+    # ONNX Runtime, one frame per call with its state, the same noise given by hand.
+    engine = open_engine(load_bundle(str(made / "bundle")), "ort-cpu", roles=["prior"])
+    graph = engine.graphs["prior"]
+    graph.reset()
+    streamed = np.zeros_like(offline)
+    for t in range(frames):
+        for name, value in (("prev", prev[t]), ("pinned", pinned[t]), ("mask", mask[t]),
+                            ("u_mix", u_mix[t]), ("u1", u1[t]), ("u2", u2[t])):
+            graph.inputs[name][0] = value
+        graph.inputs["temperature"][0, 0] = temperature
+        graph.run()
+        streamed[t] = graph.outputs["x"][0]
+    # In each dimension's own spread (raw attributes run to thousands of Hz, where
+    # float32 alone is ~1e-4 Hz).
+    assert np.max(np.abs(streamed - offline) / std) <= 1e-4
+    assert np.array_equal(streamed[:, 0], pinned[:, 0])  # pinned dims exactly as given
+
+
+def _generator(made):
+    bundle = load_bundle(str(made / "bundle"))
+    return PriorGenerator(bundle, open_engine(bundle, "ort-cpu", roles=["prior"]))
+
+
+def _phrase(gen, seed, steps=40, pinned=None, mask=None, temperature=1.0):
+    gen.reset(seed)
+    pinned = np.zeros(gen.dims, np.float32) if pinned is None else pinned
+    mask = np.zeros(gen.dims, np.float32) if mask is None else mask
+    return np.array([gen.step(pinned, mask, temperature).copy() for _ in range(steps)])
+
+
+def test_a_seed_replays_a_phrase_and_temperature_sets_the_spread(made):
+    gen = _generator(made)
+    a, b, c = _phrase(gen, 5), _phrase(gen, 5), _phrase(gen, 6)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    cold1, cold2 = _phrase(gen, 5, temperature=0.0), _phrase(gen, 6, temperature=0.0)
+    assert np.allclose(cold1, cold2, atol=1e-5)          # no noise at temperature 0
+    spread = lambda t: np.std([_phrase(gen, s, 10, temperature=t)[-1]  # noqa: E731
+                               for s in range(30)], axis=0).mean()
+    assert spread(1.5) > spread(0.5) > spread(0.0) - 1e-6
+
+
+def test_pins_hold_exactly_and_the_rest_follows_them(made):
+    gen = _generator(made)
+    latent = gen.latent_dims
+    mask = np.zeros(gen.dims, np.float32)
+    mask[0] = mask[latent] = 1                             # latent 0 and the first attribute
+    lo, hi = np.zeros(gen.dims, np.float32), np.zeros(gen.dims, np.float32)
+    lo[0], hi[0] = -2.0, 2.0
+    lo[latent], hi[latent] = 0.0, 0.5
+    low = np.array([_phrase(gen, s, 12, lo, mask) for s in range(20)])
+    high = np.array([_phrase(gen, s, 12, hi, mask) for s in range(20)])
+    assert np.all(low[..., 0] == -2.0) and np.all(high[..., latent] == 0.5)
+    free = [i for i in range(gen.dims) if not mask[i]]
+    # The free dimensions are sampled given the pins: other pins, other frames.
+    assert np.abs(low[..., free].mean((0, 1)) - high[..., free].mean((0, 1))).max() > 0.01
+
+
+def test_sixty_seconds_of_generation_stays_alive_and_in_range(made):
+    """No collapse: a minute of frames keeps moving, stays within what training saw."""
+    gen = _generator(made)
+    bundle = load_bundle(str(made / "bundle"))
+    frames = int(60 * bundle.sample_rate / bundle.frame_size)
+    out = _phrase(gen, 1, frames)
+    assert np.all(np.isfinite(out))
+    meta = json.loads((made / "prior" / "prior.json").read_text())
+    mean, std = np.asarray(meta["standardiser"]["mean"]), np.asarray(meta["standardiser"]["std"])
+    z = (out - mean) / std
+    assert np.abs(z.mean(0)).max() < 2.5 and np.all(z.std(0) < 4)   # within the training range
+    second = int(bundle.sample_rate / bundle.frame_size)
+    windows = out[: (len(out) // second) * second].reshape(-1, second, gen.dims)
+    assert np.all(windows.std(1).max(-1) > 1e-3)          # never frozen for a second
+
+
+def test_the_voice_generates_phrases_and_gate1_restarts_them(made, tmp_path):
+    model = VoiceModel(str(made / "bundle"), SR, "ort-cpu", settings=ControlSettings(), seed=3)
+    assert model.mode == "prior"
+
+    def play(gate_at):
+        model.reset()
+        out = []
+        for f in range(120):
+            model.render(ControlInputs([0, 0, 0, 0], gate1_rise=(f == gate_at)))
+            out.append(model.decoder.inputs["z"][0, :, 0].copy())
+        return np.array(out)
+
+    gated, again, ungated = play(50), play(50), play(999)
+    assert np.array_equal(gated, again)                   # deterministic with the seed
+    assert np.array_equal(gated[:50], ungated[:50])       # nothing changes before the gate
+    assert not np.allclose(gated[50:60], ungated[50:60])  # the gate starts a new phrase
+    # Ten seconds through the decoder: sound throughout, no NaN, no clipping.
+    model.reset()
+    long = np.concatenate([model.render(ControlInputs([1.0, 2.0, -1.0, 0.0],
+                                                      gate1_rise=(f % 500 == 0)))
+                           for f in range(5000)])
+    bundle = load_bundle(str(made / "bundle"))
+    names = [a.name for a in bundle.attributes]
+    curves = compute(long, SR, 1600, names)
+    assert np.all(np.isfinite(long)) and np.abs(long).max() < 1.0
+    assert curves["rms"].min() > 1e-4 and curves["rms"].std() > 0
+    # The generated sound's descriptors sit within what the training data spans.
+    for a in bundle.attributes:
+        margin = 0.25 * (a.max - a.min)
+        mean = float(np.mean(curves[a.name]))
+        assert a.min - margin <= mean <= a.max + margin, (a.name, mean, a.min, a.max)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--config", "prior-tiny", "--data", "{root}/data", "--out", "{root}/p2"],
+     "--source"),
+    (["train", "--config", "prior-tiny", "--data", "{root}/data", "--out", "{root}/p2",
+      "--source", "{root}/data"], "not a training run"),
+    (["train", "--config", "tiny", "--data", "{root}/data", "--out", "{root}/p2",
+      "--source", "{root}/run"], "--config prior"),
+    (["train", "--config", "prior-tiny", "--data", "{root}/data", "--out", "{root}/prior",
+      "--source", "{root}/run"], "already holds a prior"),
+    (["export", "{root}/run", "--out", "{root}/b2", "--prior", "{root}/data"],
+     "not a trained prior"),
+])
+def test_bad_prior_requests_are_one_line(made, capsys, argv, words):
+    status = cli_main([a.format(root=made) for a in argv])
+    err = capsys.readouterr().err
+    assert status != 0 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_prior_from_another_latent_space_is_refused(made, tmp_path, capsys):
+    train("tiny", str(made / "data"), str(tmp_path / "other"), steps=3, seed=7, progress=False)
+    status = cli_main(["export", str(tmp_path / "other"), "--out", str(tmp_path / "b"),
+                       "--prior", str(made / "prior")])
+    assert status != 0 and "another latent space" in capsys.readouterr().err
+
+
+def test_resume_continues_to_the_same_weights(made, tmp_path):
+    args = ("prior-tiny", str(made / "data"))
+    train_prior(*args, str(tmp_path / "straight"), str(made / "run"), steps=60, progress=False)
+    train_prior(*args, str(tmp_path / "halves"), str(made / "run"), steps=30, progress=False)
+    # prior-tiny checkpoints every 100 steps and at the end: the half run saved at 30.
+    train_prior(*args, str(tmp_path / "halves"), None, steps=60, resume=True, progress=False)
+    a = torch.load(tmp_path / "straight" / "weights" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "halves" / "weights" / "last.pt", weights_only=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
