@@ -514,4 +514,10 @@ def main(args: Any) -> int:
 
     daemon = Daemon(args.board or default_board(), args.models, args.audio_device,
                     args.headless, args.patch, args.seconds, args.stats, args.engine)
-    return daemon.run()
+    status = daemon.run()
+    # Everything is saved and closed. Skip the interpreter's exit-time Pa_Terminate:
+    # PortAudio 19.6's JACK host API crashes in it once its server has died (a lost
+    # device the daemon survived must not turn into a crash at exit).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -248,3 +248,50 @@ def test_an_i2c_fault_holds_the_cvs_says_so_and_recovers(jack_server, tmp_path, 
     # Back by itself, reading the new volts.
     assert seen["after"][1] == pytest.approx(-3.0, abs=0.05)
     assert "CV inputs back" in result["log"] and "display back" in result["log"]
+
+
+ALSA_JACK = "jack, ALSA"  # ALSA's jack plugin: the path the module's ALSA device takes
+
+
+def test_a_lost_audio_device_is_reopened_while_the_voice_plays_on(jack_server, tmp_path,
+                                                                 models):
+    patch = tmp_path / "patch.toml"
+    patch.write_text(PATCH)
+    env = jack_server.env()
+    env["NEURORAVE_STATE_DIR"] = str(tmp_path / "state")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neurorave.firmware.cli", "run", "--headless", "--patch",
+         str(patch), "--models", str(models), "--audio-device", ALSA_JACK, "--stats",
+         str(tmp_path / "stats.json")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while "audio playing" not in line:
+            assert time.monotonic() < deadline, "no sound"
+            line = child.stderr.readline()
+            assert line or child.poll() is None
+        time.sleep(1.0)
+        before = read_stats(str(tmp_path / "stats.json"))
+        jack_server.kill()             # the device disappears under the daemon
+        time.sleep(1.5)
+        assert child.poll() is None    # still running
+        jack_server.start()
+        deadline = time.monotonic() + 30
+        while True:
+            stats = read_stats(str(tmp_path / "stats.json"))
+            if stats["audio"]["opens"] >= 2 and stats["audio"]["state"] == "playing":
+                break
+            assert time.monotonic() < deadline, stats["audio"]
+            time.sleep(0.5)
+        time.sleep(1.0)
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0
+    after = read_stats(str(tmp_path / "stats.json"))
+    assert after["audio"]["losses"] >= 1 and after["audio"]["opens"] >= 2
+    assert after["audio"]["frames_played"] > before["audio"]["frames_played"] + 24000
+    assert any("audio" in e for e in after["errors"]["last"])

@@ -207,3 +207,36 @@ def test_old_bundles_without_pca_spread_still_explore(bundles, tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     model = _model(str(folder))
     assert model.explorer.stds[0] > model.explorer.stds[3] > 0
+
+
+def test_inference_slower_than_real_time_is_counted_and_never_blocks_the_reader(bundles):
+    """A frame that takes longer than it lasts: the voice counts it; the audio side
+    reads silence for the gap (an underflow, counted) and never waits."""
+    ring = AudioRing(8192)
+    stats = Stats()
+    voice = Voice(ring, 48000, stats, lookahead=256)
+    model = _model(bundles[0])           # 4 ms frames
+    real_render = model.render
+
+    def slow(inputs):
+        time.sleep(0.012)                 # three times longer than the frame lasts
+        return real_render(inputs)
+
+    model.render = slow
+    voice.set_model(model)
+    voice.start()
+    block = np.zeros(256, np.float32)
+    waits = []
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            ring.read_into(block)         # what the callback does, every 5.3 ms
+            waits.append(time.perf_counter() - t0)
+            time.sleep(256 / 48000)
+    finally:
+        voice.stop()
+    assert voice.late_frames >= 5 and voice.late_frames == voice.frames
+    assert stats.inference.percentile(50) > 4.0       # ms per 4 ms frame
+    assert ring.underflows > 0
+    assert max(waits) < 0.008                # never waited out a 12 ms render
