@@ -19,6 +19,9 @@ from neurorave.firmware.calibration import CV_COUNT, PitchWizard
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
 ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
+# Attribute names short enough for one 21-character OLED line.
+SHORT_NAMES = {"rms": "rms", "centroid": "cen", "bandwidth": "bw", "sharpness": "shp",
+               "boominess": "bom", "f0": "f0"}
 
 
 def _folder_name(entry: "ModelEntry") -> str:
@@ -81,9 +84,11 @@ class _ListPage(_Page):
     """A cursor over items; each item is (label, what a press does)."""
 
     def __init__(self, title: str,
-                 items: Callable[["Menu"], List[Tuple[str, Callable[["Menu"], List[Action]]]]]):
+                 items: Callable[["Menu"], List[Tuple[str, Callable[["Menu"], List[Action]]]]],
+                 detail: Optional[Callable[["Menu", int], str]] = None):
         self.title = title
         self._items = items
+        self._detail = detail  # the bottom line for the item under the cursor
         self.cursor = 0
 
     def turn(self, menu: "Menu", steps: int) -> List[Action]:
@@ -99,8 +104,10 @@ class _ListPage(_Page):
 
     def view(self, menu: "Menu") -> View:
         items = self._items(menu)
-        return View("list", self.title, tuple(label for label, _ in items),
-                    min(self.cursor, len(items) - 1) if items else -1)
+        cursor = min(self.cursor, len(items) - 1) if items else -1
+        message = self._detail(menu, cursor) if self._detail is not None and items else ""
+        return View("list", self.title, tuple(label for label, _ in items), cursor,
+                    message=message)
 
 
 class _ValuePage(_Page):
@@ -365,6 +372,13 @@ class Menu:
                                 _load(entry)))
             return out or [("(no models)", lambda m: [])]
 
+        def detail(menu: "Menu", cursor: int) -> str:
+            """The selected model's attributes (or why it cannot play)."""
+            if not 0 <= cursor < len(menu.models):
+                return ""
+            entry = menu.models[cursor]
+            return entry.error or " ".join(SHORT_NAMES.get(a, a[:3]) for a in entry.attributes)
+
         def _load(entry: ModelEntry) -> Callable[["Menu"], List[Action]]:
             def go(menu: "Menu") -> List[Action]:
                 menu.settings["model"] = _folder_name(entry)
@@ -379,7 +393,7 @@ class Menu:
                 return []
             return go
 
-        return _ListPage("Model", items)
+        return _ListPage("Model", items, detail)
 
     def _cv_page(self) -> _Page:
         def label(menu: "Menu", cv: str) -> str:

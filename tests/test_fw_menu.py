@@ -55,6 +55,13 @@ def test_model_selection_loads_in_the_background_and_refuses_a_broken_one():
     go_to(menu, "Model")
     view = menu.view()
     assert view.lines[0].endswith("NSynth 48k") and view.lines[2].startswith("!Broken")
+    # The bottom line names the selected model's attributes, or why it cannot play.
+    assert view.message == "rms cen bw shp bom"
+    menu.turn(1)
+    assert menu.view().message == "rms"
+    menu.turn(1)
+    assert "sha256 mismatch" in menu.view().message
+    menu.turn(-2)
     menu.turn(2)
     assert menu.press() == []  # a broken bundle is explained, not loaded
     assert "sha256 mismatch" in menu.view().lines[0]
