@@ -28,7 +28,7 @@ from neurorave.firmware.calibration import (
     PitchCalibration,
     offsets_from_idle,
 )
-from neurorave.firmware.controls import AttributeRange, ControlSettings, attribute_bars
+from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.errors import UserError
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
@@ -338,10 +338,11 @@ class Daemon:
 
     def _bars(self) -> None:
         model = self.voice.model
-        if model is None or model.last_snapshot is None:
+        if model is None or model.played is None:
             return
-        ranges = [AttributeRange.of(a) for a in model.bundle.attributes]
-        bars = tuple(attribute_bars(model.last_snapshot, ranges))
+        bars = tuple((a.name, float(min(max((v - a.min) / max(a.max - a.min, 1e-12), 0.0),
+                                          1.0)))
+                     for a, v in zip(model.bundle.attributes, model.played))
         self.menu.set_performance(Performance(model.name, bars, self.state))
 
     def _info(self) -> None:

@@ -19,10 +19,11 @@ latent exploration: z is a point in the bundle's PCA space, CV1 moves coordinate
 glides the other coordinates to a new random point (scaled by the temperature).
 """
 import collections
+import copy
 import os
 import threading
 import time
-from typing import Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from neurorave.firmware.calibration import CVCalibration
@@ -39,6 +40,8 @@ GATE_COUNT = 2
 EXPLORE_GLIDE_S = 0.08   # a new phrase point is reached in about this long
 FADE_S = 0.02            # start, stop and model-switch fades
 RENDER_MARGIN = 1.5      # times the slowest recent render
+# Mapper fields shared with the scheduler (replaced, never mutated, by `configure`).
+_MAPPER_SHARED = ("settings", "calibration", "attributes")
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 
 
@@ -124,6 +127,7 @@ class VoiceModel:
         self._attributes = self.decoder.inputs["attributes"]
         self._audio = self.decoder.outputs[self.decoder.spec.outputs[0].name]
         self.last_snapshot: Optional[ControlSnapshot] = None
+        self.played: Optional[np.ndarray] = None
         self.generator: Optional[PriorGenerator] = None
         self.mode = "explore"
         if self.bundle.has_prior:
@@ -153,6 +157,39 @@ class VoiceModel:
         if self.generator is not None:
             self.generator.reset(self.seed)
 
+    def snapshot(self) -> Optional[Dict[str, Any]]:
+        """Everything the next `render` depends on, to render that frame again with
+        other controls (a gate that arrives while the frame is still queued); None
+        where the resampler cannot go back (soxr)."""
+        resampler = self.resampler.snapshot()
+        if resampler is None:
+            return None
+        saved: Dict[str, Any] = {
+            "engine": self.engine.snapshot(), "resampler": resampler,
+            "mapper": {k: copy.deepcopy(v) for k, v in self.mapper.__dict__.items()
+                       if k not in _MAPPER_SHARED},
+            "explorer": (self.explorer.z.copy(), self.explorer.target.copy(),
+                         self.explorer._rng.bit_generator.state),
+            "phrases": self.phrases, "last_snapshot": self.last_snapshot,
+        }
+        if self.generator is not None:
+            saved["generator"] = (self.generator._prev.copy(), self.generator.frames)
+        return saved
+
+    def restore(self, saved: Dict[str, Any]) -> None:
+        self.engine.restore(saved["engine"])
+        self.resampler.restore(saved["resampler"])
+        self.mapper.__dict__.update(copy.deepcopy(saved["mapper"]))
+        z, target, rng_state = saved["explorer"]
+        self.explorer.z, self.explorer.target = z.copy(), target.copy()
+        self.explorer._rng.bit_generator.state = rng_state
+        self.phrases = saved["phrases"]
+        self.last_snapshot = saved["last_snapshot"]
+        if self.generator is not None:
+            prev, frames = saved["generator"]
+            self.generator._prev[...] = prev
+            self.generator.frames = frames
+
     def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
         self.mapper.calibration = calibration
         self.mapper.configure(settings)
@@ -171,6 +208,8 @@ class VoiceModel:
                 self._z[0, :, k] = self.explorer.step(snapshot.latent0)
                 self._attributes[0, :, k] = snapshot.attributes
             self.last_snapshot = snapshot
+        # What the decoder plays (a prior fills in the attributes the CVs leave free).
+        self.played = self._attributes[0, :, -1].copy()
         self.decoder.fill_noise()
         self.decoder.run()
         block = self._audio.reshape(-1)
@@ -247,6 +286,11 @@ class Voice:
         self._thread: Optional[threading.Thread] = None
         self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
         self.late_frames = 0
+        self.rerenders = 0          # gates that re-rendered the queued frame
+        self.rerender = True        # off: a gate waits for the next frame
+        self._gate1_waiting = False
+        self._last: Optional[Tuple[int, np.ndarray, Optional[Dict[str, Any]]]] = None
+        self._snap: Optional[Dict[str, Any]] = None
         self.swaps: List[int] = []
         self.first_sound_index: Optional[int] = None  # ring index of the first model sample
         self.realtime_refused: Optional[str] = None
@@ -256,6 +300,8 @@ class Voice:
     # ---- from the scheduler -------------------------------------------------------
     def post_gate(self, gate: int, rising: bool, t_ns: int) -> None:
         self._edges.append((gate, rising, t_ns))
+        if gate == 0 and rising:
+            self._gate1_waiting = True
 
     def set_model(self, model: Optional[VoiceModel]) -> None:
         """Play `model` next: the current one fades out, the new one fades in."""
@@ -296,8 +342,10 @@ class Voice:
         model = self.model
         if model is None:
             self._edges.clear()  # nothing to play them on; a late phrase start is worse
+            self._snap = None
             return np.zeros(max(1, self.lookahead // 4), dtype=np.float32)
         inputs = self._inputs()
+        self._snap = model.snapshot() if self.rerender else None
         start = time.perf_counter()
         try:
             block = model.render(inputs)
@@ -317,14 +365,64 @@ class Voice:
             self._pending_latency.append((self.ring.total_written, inputs.edge_ns))
         return block
 
-    def _write(self, block: np.ndarray) -> None:
-        block = np.clip(block * self.level, -1.0, 1.0).astype(np.float32)
+    def _write(self, block: np.ndarray, scale: bool = True) -> np.ndarray:
+        if scale:
+            block = np.clip(block * self.level, -1.0, 1.0).astype(np.float32)
         offset = 0
         while offset < len(block):
             offset += self.ring.write(block[offset:])
             if offset < len(block):
                 time.sleep(0.001)
         self.stats.block_rendered()
+        return block
+
+    def _rerender_queued_frame(self) -> None:
+        """A gate while the last frame still waits in the ring: render that frame again
+        from the state before it, with the gate, and splice the new audio in from just
+        after what the callback may be reading (a short crossfade), instead of making
+        the gate wait for the next frame (up to a whole frame of latency).
+        """
+        self._gate1_waiting = False
+        model, last = self.model, self._last
+        if model is None or last is None:
+            return
+        start, old, before = last
+        if before is None:
+            return
+        end = start + len(old)
+        margin = 2 * self.lookahead      # one read in progress, and one more
+        expected = int(max(self._render_s, default=0.02) * RENDER_MARGIN * self.device_rate)
+        if self.ring.total_written != end or \
+                self.ring.total_read + margin + expected >= end - self._fade_len:
+            return                        # mostly played: the next frame takes the gate
+        after = model.snapshot()
+        edges = list(self._edges)
+        model.restore(before)
+        inputs = self._inputs()
+        t0 = time.perf_counter()
+        try:
+            new = model.render(inputs)
+        except Exception:  # noqa: BLE001 - keep what is queued; the next frame has the gate
+            new = np.zeros(0, np.float32)
+        self.stats.inference.add((time.perf_counter() - t0) * 1e3 / model.frames_per_call)
+        keep = self.ring.total_read + margin
+        if len(new) != len(old) or keep >= end - self._fade_len or after is None:
+            if after is not None:         # give up: as if nothing happened
+                model.restore(after)
+            self._edges.extendleft(reversed(edges))
+            return
+        new = np.clip(new * self.level, -1.0, 1.0).astype(np.float32)
+        offset = keep - start
+        tail = new[offset:].copy()
+        n = min(self._fade_len, len(tail))
+        w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
+        tail[:n] = old[offset:offset + n] * (1 - w) + tail[:n] * w
+        self.ring.rewind(keep)
+        self._write(tail, scale=False)
+        self._last = (start, new, before)
+        self.rerenders += 1
+        if inputs.edge_ns:
+            self._pending_latency.append((keep, inputs.edge_ns))
 
     def threshold(self) -> int:
         """Ring samples below which the next frame is rendered."""
@@ -350,26 +448,47 @@ class Voice:
         if os.environ.get("NEURORAVE_NO_RT") is None:
             self.realtime_refused = realtime_thread()
         while True:
-            if self._stop.is_set():
-                if self.model is not None:
-                    self._write(fade(self._render_block(), False, self._fade_len))
-                break
-            if self.ring.available() >= self.threshold():
-                self._measure_latency()
-                time.sleep(0.0005)
-                continue
-            if self._swap:
-                if self.model is not None:
-                    self._write(fade(self._render_block(), False, self._fade_len))
-                self._swap = False
-                self.model, self._next_model = self._next_model, None
-                self.swaps.append(self.ring.total_written)  # where the new model begins
-                self._fading_in = True
-            block = self._render_block()
-            if self._fading_in and self.model is not None:
-                block = fade(block, True, self._fade_len)
-                self._fading_in = False
-                if self.first_sound_index is None:
-                    self.first_sound_index = self.ring.total_written
-            self._write(block)
+            try:
+                if self._turn():
+                    break
+            except Exception as exc:  # noqa: BLE001 - the voice thread never dies
+                self.bad_frames += 1
+                self._last = None
+                if self._on_error is not None:
+                    self._on_error(f"voice: {type(exc).__name__}: {exc}")
+                time.sleep(0.001)
         self._stopped.set()
+
+    def _turn(self) -> bool:
+        """One turn of the voice thread; True once it has stopped."""
+        if self._stop.is_set():
+            if self.model is not None:
+                self._write(fade(self._render_block(), False, self._fade_len))
+            return True
+        if self.ring.available() >= self.threshold():
+            if self._gate1_waiting and self.rerender:
+                self._rerender_queued_frame()
+                return False
+            self._measure_latency()
+            time.sleep(0.0005)
+            return False
+        if self._swap:
+            if self.model is not None:
+                self._write(fade(self._render_block(), False, self._fade_len))
+            self._swap = False
+            self.model, self._next_model = self._next_model, None
+            self.swaps.append(self.ring.total_written)  # where the new model begins
+            self._fading_in = True
+        self._gate1_waiting = False   # this frame takes any gate that is waiting
+        block = self._render_block()
+        start = self.ring.total_written
+        if self._fading_in and self.model is not None:
+            block = fade(block, True, self._fade_len)
+            self._fading_in = False
+            if self.first_sound_index is None:
+                self.first_sound_index = start
+            self._write(block)
+            self._last = None         # a fade is never re-rendered
+        else:
+            self._last = (start, self._write(block), self._snap)
+        return False

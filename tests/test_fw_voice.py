@@ -240,3 +240,60 @@ def test_inference_slower_than_real_time_is_counted_and_never_blocks_the_reader(
     assert stats.inference.percentile(50) > 4.0       # ms per 4 ms frame
     assert ring.underflows > 0
     assert max(waits) < 0.008                # never waited out a 12 ms render
+
+
+def _play(bundle, gate_at=None, total=40000, rerender=True):
+    """Run a voice against a reader pacing itself like a 48 kHz callback; post a gate-1
+    rise when the reader reaches `gate_at`. Returns the samples read and the voice."""
+    ring = AudioRing(32768)
+    voice = Voice(ring, 48000, Stats(), lookahead=256, level=1.0)
+    voice.rerender = rerender
+    voice.set_model(_model(bundle))
+    voice.start()
+    out = np.zeros(total, np.float32)
+    block = np.zeros(256, np.float32)
+    read = 0
+    posted_at = None
+    try:
+        next_t = time.monotonic()
+        while read < total:
+            if gate_at is not None and posted_at is None and read >= gate_at:
+                posted_at = read
+                voice.post_gate(0, True, time.monotonic_ns())
+            if ring.available() >= 256:
+                ring.read_into(block)
+                out[read:read + 256] = block[:min(256, total - read)]
+                read += 256
+            next_t += 256 / 48000
+            time.sleep(max(0.0, next_t - time.monotonic()))
+    finally:
+        voice.stop()
+    return out, posted_at, voice
+
+
+@pytest.fixture(scope="module")
+def long_frames(tmp_path_factory):
+    """128 ms latent frames: a gate waiting for the next frame would be heard late."""
+    return write_toy_bundle(str(tmp_path_factory.mktemp("long") / "long"), frame=2048,
+                            name="long")
+
+
+def test_a_gate_rerenders_the_queued_frame_and_is_heard_within_a_few_blocks(long_frames):
+    plain, _, _ = _play(long_frames)
+    gated, posted, voice = _play(long_frames, gate_at=9000)
+    assert voice.rerenders == 1
+    first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
+    # Never rewritten under the reader; heard about two device blocks later, not at the
+    # next frame boundary (6144 samples per frame at 48 kHz).
+    assert posted < first_change <= posted + 2 * 256 + 48 * 25
+    # The splice is a crossfade: no step larger than the signal's own.
+    around = np.abs(np.diff(gated[first_change - 64:first_change + 1024]))
+    assert around.max() <= 1.5 * np.abs(np.diff(plain)).max()
+
+
+def test_without_rerendering_a_gate_waits_for_the_next_frame(long_frames):
+    plain, _, _ = _play(long_frames, rerender=False)
+    gated, posted, voice = _play(long_frames, gate_at=9000, rerender=False)
+    assert voice.rerenders == 0
+    first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
+    assert first_change % 6144 < 200  # on a frame boundary (after soxr-free resampling)

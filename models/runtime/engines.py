@@ -15,7 +15,7 @@ silently falls back to the CPU, so a GPU kind whose provider is not active raise
 """
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from neurorave.models.runtime.bundle import Bundle, BundleError, GraphSpec
@@ -136,6 +136,18 @@ class GraphRunner:
         self._flip = 0
         self._rng = np.random.default_rng(NOISE_SEED if seed is None else seed)
 
+    def snapshot(self) -> Tuple[List[np.ndarray], Any]:
+        """A copy of the state the next call reads, and of the noise generator."""
+        current = [a if self._flip == 0 else b for a, b in self._state_buffers]
+        return [c.copy() for c in current], self._rng.bit_generator.state
+
+    def restore(self, saved: Tuple[List[np.ndarray], Any]) -> None:
+        """Back to a `snapshot()`: the next call computes what it computed then."""
+        states, rng_state = saved
+        for (a, b), value in zip(self._state_buffers, states):
+            (a if self._flip == 0 else b)[...] = value
+        self._rng.bit_generator.state = rng_state
+
     def fill_noise(self) -> None:
         """Fresh white noise into the noise inputs, in place (no allocation)."""
         for array, low, span in self._noise:
@@ -171,6 +183,13 @@ class Engine:
     def reset(self) -> None:
         for graph in self.graphs.values():
             graph.reset()
+
+    def snapshot(self) -> Dict[str, Tuple[List[np.ndarray], Any]]:
+        return {role: graph.snapshot() for role, graph in self.graphs.items()}
+
+    def restore(self, saved: Dict[str, Tuple[List[np.ndarray], Any]]) -> None:
+        for role, graph in self.graphs.items():
+            graph.restore(saved[role])
 
     def describe(self) -> str:
         return f"{self.kind} ({self.provider})"

@@ -51,6 +51,13 @@ class PolyphaseResampler:
         self._consumed = 0   # input samples seen
         self._produced = 0   # output samples given
 
+    def snapshot(self) -> tuple:
+        return self._history.copy(), self._consumed, self._produced
+
+    def restore(self, saved: tuple) -> None:
+        history, self._consumed, self._produced = saved
+        self._history = history.copy()
+
     def process(self, block: np.ndarray) -> np.ndarray:
         block = np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
         buffer = np.concatenate([self._history, block])
@@ -114,6 +121,16 @@ class StreamResampler:
                 out = np.concatenate([out, self._poly.process(np.zeros(tail, np.float32))])
             return out
         return self._stream.resample_chunk(block, last=last)  # type: ignore[union-attr]
+
+    def snapshot(self) -> Optional[tuple]:
+        """The filter state, to process a block again; None where it cannot (soxr)."""
+        if self.method == "passthrough":
+            return ()
+        return self._poly.snapshot() if self._poly is not None else None
+
+    def restore(self, saved: tuple) -> None:
+        if self._poly is not None:
+            self._poly.restore(saved)
 
     def output_length(self, input_length: int) -> float:
         """Average output samples per input block (the ring's sizing needs it)."""
