@@ -405,7 +405,9 @@ class Voice:
         except Exception:  # noqa: BLE001 - keep what is queued; the next frame has the gate
             new = np.zeros(0, np.float32)
         self.stats.inference.add((time.perf_counter() - t0) * 1e3 / model.frames_per_call)
-        keep = self.ring.total_read + margin
+        # Splice after what the callback may be reading, and never before this frame
+        # (the one before it may still be queued: it stays as it is).
+        keep = max(self.ring.total_read + margin, start)
         if len(new) != len(old) or keep >= end - self._fade_len or after is None:
             if after is not None:         # give up: as if nothing happened
                 model.restore(after)

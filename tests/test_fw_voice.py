@@ -297,3 +297,14 @@ def test_without_rerendering_a_gate_waits_for_the_next_frame(long_frames):
     assert voice.rerenders == 0
     first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
     assert first_change % 6144 < 200  # on a frame boundary (after soxr-free resampling)
+
+
+@pytest.mark.parametrize("gate_at", [4700, 5000, 5400, 6144 + 300])
+def test_gates_near_a_frame_boundary_splice_cleanly(long_frames, gate_at):
+    """A gate while the end of the previous frame is still queued: the splice starts no
+    earlier than the queued frame, and nothing under the reader changes."""
+    plain, _, _ = _play(long_frames, total=20000)
+    gated, posted, voice = _play(long_frames, gate_at=gate_at, total=20000)
+    assert voice.bad_frames == 0
+    changed = np.flatnonzero(np.abs(gated - plain) > 1e-6)
+    assert len(changed) and changed[0] > posted

@@ -31,6 +31,11 @@ class PriorGenerator:
             raise BundleError(f"{bundle.name}: the prior's {self.dims} dimensions are not "
                               f"{self.latent_dims} latent + {self.attributes} attributes")
         self.start = np.asarray(meta.get("start", np.zeros(self.dims)), np.float32)
+        # A mixture's tails reach past what a descriptor can be (a negative RMS): the
+        # attributes it generates are held within the bundle's ranges.
+        self._lo = np.array([a.min for a in bundle.attributes], np.float32)
+        self._hi = np.array([a.max for a in bundle.attributes], np.float32)
+        self._attributes = np.zeros(self.attributes, np.float32)
         self._prev = self.graph.inputs["prev"]
         self._pinned = self.graph.inputs["pinned"]
         self._mask = self.graph.inputs["mask"]
@@ -58,5 +63,7 @@ class PriorGenerator:
         return self._out[0]
 
     def split(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Decoder inputs from a frame: the exposed latent dims and the raw attributes."""
-        return frame[:self.exposed], frame[self.latent_dims:]
+        """Decoder inputs from a frame: the exposed latent dims and the raw attributes
+        (within the bundle's ranges)."""
+        np.clip(frame[self.latent_dims:], self._lo, self._hi, out=self._attributes)
+        return frame[:self.exposed], self._attributes
