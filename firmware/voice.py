@@ -43,6 +43,7 @@ RENDER_MARGIN = 1.5      # times the slowest recent render
 # Mapper fields shared with the scheduler (replaced, never mutated, by `configure`).
 _MAPPER_SHARED = ("settings", "calibration", "attributes")
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
+MIN_WAIT_S, MAX_WAIT_S = 0.0005, 0.02
 
 
 class ControlInputs:
@@ -283,11 +284,13 @@ class Voice:
         self._fading_in = True
         self._stop = threading.Event()
         self._stopped = threading.Event()
+        self._wake = threading.Event()  # a gate (or a stop) ends the voice thread's wait
         self._thread: Optional[threading.Thread] = None
         self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
         self.late_frames = 0
         self.rerenders = 0          # gates that re-rendered the queued frame
-        self.rerender = True        # off: a gate waits for the next frame
+        # Off (or NEURORAVE_NO_RERENDER set): a gate waits for the next frame.
+        self.rerender = os.environ.get("NEURORAVE_NO_RERENDER") is None
         self._gate1_waiting = False
         self._last: Optional[Tuple[int, np.ndarray, Optional[Dict[str, Any]]]] = None
         self._snap: Optional[Dict[str, Any]] = None
@@ -302,6 +305,7 @@ class Voice:
         self._edges.append((gate, rising, t_ns))
         if gate == 0 and rising:
             self._gate1_waiting = True
+            self._wake.set()
 
     def set_model(self, model: Optional[VoiceModel]) -> None:
         """Play `model` next: the current one fades out, the new one fades in."""
@@ -309,6 +313,7 @@ class Voice:
             model.reset()
         self._next_model = model
         self._swap = True
+        self._wake.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -319,6 +324,7 @@ class Voice:
     def stop(self, timeout: float = 1.0) -> bool:
         """Fade out, stop rendering; True when the fade reached the ring in time."""
         self._stop.set()
+        self._wake.set()
         done = self._stopped.wait(timeout)
         if self._thread is not None:
             self._thread.join(timeout=0.1)
@@ -467,12 +473,17 @@ class Voice:
             if self.model is not None:
                 self._write(fade(self._render_block(), False, self._fade_len))
             return True
-        if self.ring.available() >= self.threshold():
+        queued, threshold = self.ring.available(), self.threshold()
+        if queued >= threshold:
             if self._gate1_waiting and self.rerender:
                 self._rerender_queued_frame()
                 return False
             self._measure_latency()
-            time.sleep(0.0005)
+            # Sleep until about when the ring falls to the threshold (every wake takes
+            # the GIL, which the audio callback needs too); a gate wakes it at once.
+            self._wake.wait(min(max(0.5 * (queued - threshold) / self.device_rate,
+                                    MIN_WAIT_S), MAX_WAIT_S))
+            self._wake.clear()
             return False
         if self._swap:
             if self.model is not None:
