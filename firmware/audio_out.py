@@ -24,13 +24,17 @@ is loaded. Through ALSA (the module's path, and JACK reached through ALSA's `jac
 plugin) a lost device is reopened without a re-scan.
 """
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 import sounddevice as sd
+from neurorave.firmware.realtime import realtime_thread
 from neurorave.firmware.ring import AudioRing
+
+CALLBACK_PRIORITY = 80  # above the voice thread: the callback must never wait for it
 
 log = logging.getLogger("neurorave.audio")
 
@@ -85,6 +89,8 @@ class AudioOutput:
         self.frames_played = 0
         self.status_underflows = 0
         self._drop_queued = False
+        self._realtime_asked = os.environ.get("NEURORAVE_NO_RT") is not None
+        self.callback_realtime_refused: Optional[str] = None
         self._stamp = np.zeros(3, dtype=np.float64)  # ring index, monotonic s, DAC delay s
         self._stamp_seq = 0
         # Written by the keeper only.
@@ -104,6 +110,12 @@ class AudioOutput:
     # ---- the real-time part ----------------------------------------------------------
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any,
                   status: sd.CallbackFlags) -> None:
+        if not self._realtime_asked:
+            # Once, on the callback's own thread: a host API that did not make it
+            # real-time (JACK without -R, PortAudio's ALSA thread without RT rights)
+            # leaves it at the mercy of every busy process.
+            self._realtime_asked = True
+            self.callback_realtime_refused = realtime_thread(CALLBACK_PRIORITY)
         if status.output_underflow:
             self.status_underflows += 1
         if self._drop_queued:
@@ -173,6 +185,7 @@ class AudioOutput:
         """A summary for the stats file and the system-info screen."""
         return {"state": self.state, "device": self.device_name, "underflows": self.underflows,
                 "ring_shortfalls": self.ring.underflows,
+                "callback_realtime": self._realtime_asked and not self.callback_realtime_refused,
                 "device_underflows": self.status_underflows,
                 "callbacks": self.callbacks, "frames_played": self.frames_played,
                 "opens": self.opens, "losses": self.losses, "last_error": self.last_error}

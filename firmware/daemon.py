@@ -360,9 +360,13 @@ class Daemon:
         temp = _cpu_temperature()
         lines.append((f"load {load:.2f}" if load is not None else "load ?")
                      + (f"  {temp:.0f} C" if temp is not None else ""))
-        if self.voice.realtime_refused and not self._rt_said:
+        if not self._rt_said and (self.voice.realtime_refused
+                                  or self.audio.callback_realtime_refused):
             self._rt_said = True
-            self.log(f"voice thread without real-time priority: {self.voice.realtime_refused}")
+            for part, why in (("voice thread", self.voice.realtime_refused),
+                              ("audio callback", self.audio.callback_realtime_refused)):
+                if why:
+                    self.log(f"{part} without real-time priority: {why}")
         self.menu.set_system_info(lines)
         if "first_sound_unix" not in self.stats.extra \
                 and self.voice.first_sound_index is not None:
