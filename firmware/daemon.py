@@ -40,6 +40,7 @@ from neurorave.firmware.voice import Voice, VoiceModel
 DEVICE_RATE = 48000
 DEVICE_BLOCK = 256
 TICK_S = 0.005            # control rate: 200 Hz
+CV_PERIOD_S = 0.005       # CV readings: 200 Hz
 DRAW_MIN_S = 1.0 / 30     # the OLED at most 30 frames a second
 BARS_EVERY_S = 1.0 / 60   # performance bars: fresh whenever the OLED may redraw
 INFO_EVERY_S = 1.0        # system info page and watchdog
@@ -155,7 +156,9 @@ class Daemon:
             from neurorave.hardware.sim.window import PanelWindow
 
             self.window = PanelWindow(self.panel)
-        self.sampler = CvSampler(self.panel.cvs)  # starts reading at once
+        # About 200 Hz, as the real ADC reads four channels anyway; a virtual twin would
+        # otherwise be read (and the GIL taken) every 2 ms.
+        self.sampler = CvSampler(self.panel.cvs, period_s=CV_PERIOD_S)  # starts at once
 
         self.models = scan_models(self.models_folder)
         self.menu = Menu(self.settings, self.models)

@@ -20,6 +20,18 @@ def _on_module() -> bool:
     return os.path.exists("/dev/gpiochip0") and os.path.exists("/dev/i2c-1")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the duration of a test (modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="no CUDA on this machine")
     skip_hw = pytest.mark.skip(reason="not running on the module (no /dev/gpiochip0, /dev/i2c-1)")

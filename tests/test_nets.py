@@ -10,13 +10,8 @@ from neurorave.models.training.module import build_nets
 STREAMED = ["tiny", "small", "lowlatency", pytest.param("base", marks=pytest.mark.slow)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Batch-1 streaming is faster on one thread, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny nets run faster on one thread, and the machine is shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
