@@ -141,6 +141,7 @@ def main() -> int:
         "cold_start_to_first_sound_s": (stats["first_sound_unix"] - spawned
                                         if "first_sound_unix" in stats else None),
         "oled_frames_per_s": stats.get("oled_frames", 0) / args.seconds,
+        "scheduler_turn_ms": stats.get("scheduler_turn_ms"),
         "errors": stats["errors"],
     }
     if args.json:
@@ -162,6 +163,9 @@ def main() -> int:
     print(f"  cold start -> sound  {first:.2f} s" if first is not None
           else "  cold start -> sound  not measured")
     print(f"  OLED                 {figures['oled_frames_per_s']:.1f} frames/s")
+    turn = figures["scheduler_turn_ms"] or {}
+    print(f"  scheduler turn       p50 {turn.get('p50')} ms, p99 {turn.get('p99')} ms, "
+          f"max {turn.get('max')} ms")
     return 0
 
 

@@ -33,9 +33,11 @@ from neurorave.firmware.errors import UserError
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.screens import draw
 from neurorave.firmware.state_files import calibration_file, settings_file
-from neurorave.firmware.stats import Stats, StatsWriter
+from neurorave.firmware.stats import PercentileWindow, Stats, StatsWriter
 from neurorave.firmware.voice import Voice, VoiceModel
+from neurorave.hardware.interfaces import GateEdge
 
 DEVICE_RATE = 48000
 DEVICE_BLOCK = 256
@@ -119,6 +121,7 @@ class Daemon:
         self._cv_failing = False
         self._rt_said = False
         self.frames_drawn = 0
+        self.turn_ms = PercentileWindow(4096)
 
     # ---- start-up ---------------------------------------------------------------------
     def _open(self) -> None:
@@ -317,8 +320,6 @@ class Daemon:
 
     # ---- the loop -----------------------------------------------------------------------
     def _events(self) -> None:
-        from neurorave.hardware.interfaces import GateEdge
-
         for event in self.panel.events.drain():
             if isinstance(event, GateEdge):
                 self.voice.post_gate(event.gate, event.rising, event.t_ns)
@@ -379,13 +380,12 @@ class Daemon:
         self.stats.extra.update({"late_frames": self.voice.late_frames,
                                  "ring_threshold": self.voice.threshold(),
                                  "oled_frames": self.frames_drawn,
+                                 "scheduler_turn_ms": self.turn_ms.summary(),
                                  "bad_frames": self.voice.bad_frames,
                                  "frames": self.voice.frames, "state": self.state,
                                  "audio": self.audio.status()})
 
     def _draw(self) -> None:
-        from neurorave.firmware.screens import draw
-
         now = time.monotonic()
         if self._display_failing and now < self._display_retry_at:
             return
@@ -464,6 +464,9 @@ class Daemon:
                 writer.tick()
             if self.seconds is not None and now - start >= self.seconds:
                 break
+            # How long a turn holds the main thread (and mostly the GIL, which the
+            # audio callback also needs).
+            self.turn_ms.add((time.monotonic() - now) * 1e3)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         notifier("STOPPING=1")
