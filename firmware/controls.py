@@ -17,8 +17,9 @@ Musical model (after the research module):
   calibration instead;
 - every control is smoothed by a one-pole filter at the frame rate (f0 in semitones).
 """
+import copy
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration
@@ -235,6 +236,16 @@ class ControlMapper:
         f0 = self.settings.base_hz * 2.0 ** (self._smooth_semitones / 12.0)
         return float(min(max(f0, attribute.min), attribute.max))
 
+    # ---- going back a frame (the voice re-renders a queued frame on a gate) ----------
+    # Configuration the scheduler replaces whole; everything else is per-frame state.
+    _SHARED = ("settings", "calibration", "attributes")
+
+    def save_state(self) -> Dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in self._SHARED}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(state))
+
     # ---- menu helpers --------------------------------------------------------------
     def pinned_attributes(self) -> List[int]:
         """Attributes the player holds (a CV is assigned, or f0 in pitch mode); a prior
@@ -257,10 +268,12 @@ class ControlMapper:
         return pitch.cv if pitch is not None and self._f0_index is not None else None
 
 
-def attribute_bars(snapshot: ControlSnapshot,
-                   attributes: Sequence[AttributeRange]) -> List[Tuple[str, float]]:
-    """(name, fraction 0..1 of the model's range) per attribute, for the performance page."""
+def attribute_bars(values: Union[Sequence[float], np.ndarray],
+                   attributes: Sequence[Any]) -> List[Tuple[str, float]]:
+    """(name, fraction 0..1 of the model's range) per attribute value, for the
+    performance page (`attributes`: anything with name, min and max)."""
     bars = []
-    for value, a in zip(snapshot.attributes, attributes):
-        bars.append((a.name, float(np.clip((value - a.min) / (a.max - a.min), 0.0, 1.0))))
+    for value, a in zip(values, attributes):
+        span = max(a.max - a.min, 1e-12)
+        bars.append((a.name, float(np.clip((value - a.min) / span, 0.0, 1.0))))
     return bars

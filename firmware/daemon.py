@@ -28,7 +28,7 @@ from neurorave.firmware.calibration import (
     PitchCalibration,
     offsets_from_idle,
 )
-from neurorave.firmware.controls import ControlSettings
+from neurorave.firmware.controls import ControlSettings, attribute_bars
 from neurorave.firmware.errors import UserError
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
@@ -62,23 +62,17 @@ def default_models_folder() -> str:
 
 
 def scan_models(folder: str) -> List[ModelEntry]:
-    """Every sub-folder with a model.json, readable or with the reason it is not."""
-    from neurorave.models.runtime.bundle import load_bundle
+    """Every sub-folder with a model.json, readable or with the reason it is not. The
+    hashes are checked when a model loads, not here: a scan at start must be quick."""
+    from neurorave.models.runtime.bundle import find_bundles
 
     entries: List[ModelEntry] = []
-    if not os.path.isdir(folder):
-        return entries
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not os.path.isfile(os.path.join(path, "model.json")):
-            continue
-        try:
-            bundle = load_bundle(path, verify_files=False)
-        except UserError as exc:
-            entries.append(ModelEntry(path, name, error=str(exc)))
-            continue
-        entries.append(ModelEntry(path, bundle.name, bundle.sample_rate,
-                                  tuple(a.name for a in bundle.attributes)))
+    for path, bundle, error in find_bundles(folder, verify_files=False):
+        if bundle is None:
+            entries.append(ModelEntry(path, os.path.basename(path), error=error or ""))
+        else:
+            entries.append(ModelEntry(path, bundle.name, bundle.sample_rate,
+                                      tuple(a.name for a in bundle.attributes)))
     return entries
 
 
@@ -344,9 +338,7 @@ class Daemon:
         model = self.voice.model
         if model is None or model.played is None:
             return
-        bars = tuple((a.name, float(min(max((v - a.min) / max(a.max - a.min, 1e-12), 0.0),
-                                          1.0)))
-                     for a, v in zip(model.bundle.attributes, model.played))
+        bars = tuple(attribute_bars(model.played, model.bundle.attributes))
         self.menu.set_performance(Performance(model.name, bars, self.state))
 
     def _info(self) -> None:

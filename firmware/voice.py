@@ -19,7 +19,6 @@ latent exploration: z is a point in the bundle's PCA space, CV1 moves coordinate
 glides the other coordinates to a new random point (scaled by the temperature).
 """
 import collections
-import copy
 import os
 import threading
 import time
@@ -40,8 +39,6 @@ GATE_COUNT = 2
 EXPLORE_GLIDE_S = 0.08   # a new phrase point is reached in about this long
 FADE_S = 0.02            # start, stop and model-switch fades
 RENDER_MARGIN = 1.5      # times the slowest recent render
-# Mapper fields shared with the scheduler (replaced, never mutated, by `configure`).
-_MAPPER_SHARED = ("settings", "calibration", "attributes")
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 MIN_WAIT_S, MAX_WAIT_S = 0.0005, 0.02
 
@@ -80,6 +77,14 @@ class LatentExplorer:
 
     def new_phrase(self, temperature: float) -> None:
         self.target = self._rng.standard_normal(len(self.stds)) * self.stds * temperature
+
+    def save_state(self) -> Tuple[np.ndarray, np.ndarray, Any]:
+        return self.z.copy(), self.target.copy(), self._rng.bit_generator.state
+
+    def load_state(self, state: Tuple[np.ndarray, np.ndarray, Any]) -> None:
+        z, target, rng_state = state
+        self.z, self.target = z.copy(), target.copy()
+        self._rng.bit_generator.state = rng_state
 
     def step(self, latent0: float) -> np.ndarray:
         self.z += self._alpha * (self.target - self.z)
@@ -167,29 +172,22 @@ class VoiceModel:
             return None
         saved: Dict[str, Any] = {
             "engine": self.engine.snapshot(), "resampler": resampler,
-            "mapper": {k: copy.deepcopy(v) for k, v in self.mapper.__dict__.items()
-                       if k not in _MAPPER_SHARED},
-            "explorer": (self.explorer.z.copy(), self.explorer.target.copy(),
-                         self.explorer._rng.bit_generator.state),
+            "mapper": self.mapper.save_state(), "explorer": self.explorer.save_state(),
             "phrases": self.phrases, "last_snapshot": self.last_snapshot,
         }
         if self.generator is not None:
-            saved["generator"] = (self.generator._prev.copy(), self.generator.frames)
+            saved["generator"] = self.generator.save_state()
         return saved
 
     def restore(self, saved: Dict[str, Any]) -> None:
         self.engine.restore(saved["engine"])
         self.resampler.restore(saved["resampler"])
-        self.mapper.__dict__.update(copy.deepcopy(saved["mapper"]))
-        z, target, rng_state = saved["explorer"]
-        self.explorer.z, self.explorer.target = z.copy(), target.copy()
-        self.explorer._rng.bit_generator.state = rng_state
+        self.mapper.load_state(saved["mapper"])
+        self.explorer.load_state(saved["explorer"])
         self.phrases = saved["phrases"]
         self.last_snapshot = saved["last_snapshot"]
         if self.generator is not None:
-            prev, frames = saved["generator"]
-            self.generator._prev[...] = prev
-            self.generator.frames = frames
+            self.generator.load_state(saved["generator"])
 
     def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
         self.mapper.calibration = calibration

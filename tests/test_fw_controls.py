@@ -172,7 +172,7 @@ def test_bars_and_settings_from_the_settings_file():
 
     s = ControlSettings.from_settings(default_settings())
     m = ControlMapper(ATTRS, RATE, s)
-    bars = attribute_bars(m.step([0] * 4), m.attributes)
+    bars = attribute_bars(m.step([0] * 4).attributes, m.attributes)
     assert [name for name, _ in bars] == ["rms", "centroid", "sharpness", "f0"]
     assert all(v == pytest.approx(0.5) for _, v in bars)
     with pytest.raises(ValueError):

@@ -322,7 +322,8 @@ def load_bundle(path: str, verify_files: bool = True) -> Bundle:
     return Bundle(path, meta, graphs, attributes)
 
 
-def find_bundles(folder: str) -> List[Tuple[str, Optional[Bundle], Optional[str]]]:
+def find_bundles(folder: str, verify_files: bool = True
+                 ) -> List[Tuple[str, Optional[Bundle], Optional[str]]]:
     """Every sub-folder with a model.json: (path, bundle or None, error or None), by name."""
     found: List[Tuple[str, Optional[Bundle], Optional[str]]] = []
     if not os.path.isdir(folder):
@@ -332,7 +333,7 @@ def find_bundles(folder: str) -> List[Tuple[str, Optional[Bundle], Optional[str]
         if not os.path.isfile(os.path.join(candidate, "model.json")):
             continue
         try:
-            found.append((candidate, load_bundle(candidate), None))
+            found.append((candidate, load_bundle(candidate, verify_files=verify_files), None))
         except BundleError as exc:
             found.append((candidate, None, str(exc)))
     return found

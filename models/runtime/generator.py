@@ -50,6 +50,14 @@ class PriorGenerator:
         self._prev[0] = self.start
         self.frames = 0
 
+    def save_state(self) -> Tuple[np.ndarray, int]:
+        """The previous frame and the count (the GRU state is the engine's to save)."""
+        return self._prev.copy(), self.frames
+
+    def load_state(self, state: Tuple[np.ndarray, int]) -> None:
+        prev, self.frames = state
+        self._prev[...] = prev
+
     def step(self, pinned: np.ndarray, mask: np.ndarray, temperature: float = 1.0
              ) -> np.ndarray:
         """The next frame [dims] (a view, valid until the next step)."""
