@@ -18,8 +18,9 @@ RUN_ARGS ?=
 HOST ?=
 BUNDLE ?=
 DEPLOY_ARGS ?=
+PRETRAINED_ARGS ?=
 
-.PHONY: run test lint check-python bench train export deploy pretrained clean
+.PHONY: run test lint check-python bench deploy pretrained clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "neurorave: Python 3.8 or later is needed")'
@@ -59,8 +60,10 @@ bench: $(VENV)/.test-deps
 	$(VENV)/bin/neurorave bench $(BUNDLE)
 	$(PY) benchmarks/bench_daemon.py --bundle $(BUNDLE) --seconds 60
 
-train export pretrained:
-	@echo "make $@: not yet" >&2; exit 2
+# Reproduce the bundled models from scratch; every stage resumes where it stopped.
+# PRETRAINED_ARGS="--steps 20000 --skip twin" etc.: see tools/pretrained.py --help.
+pretrained: $(VENV)/.test-deps
+	$(PY) tools/pretrained.py $(PRETRAINED_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

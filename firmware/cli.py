@@ -68,6 +68,9 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where a run's checkpoint runs (a bundle: ort-cpu or ort-gpu)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--play-seconds", type=float, default=600.0, metavar="S",
+                   help="a bundle: seconds of generation checked for NaN, clipping and "
+                        "silence (default 600)")
 
 
 def _render(p: argparse.ArgumentParser) -> None:

@@ -48,6 +48,7 @@ BARS_EVERY_S = 1.0 / 60   # performance bars: fresh whenever the OLED may redraw
 INFO_EVERY_S = 1.0        # system info page and watchdog
 SAVE_QUIET_S = 2.0        # settings saved once the player stops turning for this long
 GIL_SWITCH_S = 0.0005
+DEFAULT_MODEL = "gm-notes"  # the bundled harmonic voice: a fresh module plays it first
 CAPTURE_S = 0.5           # calibration readings are averaged over this long
 LED_STATES = {"loading": ("yellow", True), "playing": ("green", False),
               "error": ("red", True), "calibrating": ("magenta", True), "idle": ("blue", False)}
@@ -74,6 +75,17 @@ def scan_models(folder: str) -> List[ModelEntry]:
             entries.append(ModelEntry(path, bundle.name, bundle.sample_rate,
                                       tuple(a.name for a in bundle.attributes)))
     return entries
+
+
+def first_model(models: List[ModelEntry], wanted: Optional[str]) -> Optional[ModelEntry]:
+    """What plays at start: the model the settings name, else the bundled default, else
+    the first playable one (folder names, as the settings store them)."""
+    playable = [m for m in models if not m.error]
+    for name in (wanted, DEFAULT_MODEL):
+        for entry in playable:
+            if name and os.path.basename(entry.folder) == name:
+                return entry
+    return playable[0] if playable else None
 
 
 def _cpu_temperature() -> Optional[float]:
@@ -181,12 +193,7 @@ class Daemon:
 
     # ---- models -----------------------------------------------------------------------
     def _first_model(self) -> Optional[ModelEntry]:
-        wanted = self.settings.get("model")
-        playable = [m for m in self.models if not m.error]
-        for entry in playable:
-            if wanted and os.path.basename(entry.folder) == wanted:
-                return entry
-        return playable[0] if playable else None
+        return first_model(self.models, self.settings.get("model"))
 
     def _load(self, folder: str) -> None:
         if self._loading is not None:

@@ -12,9 +12,11 @@ from neurorave.models.datastore import write_dataset
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.evaluation.control import pearson01, run_control, synthetic
 from neurorave.models.evaluation.disentanglement import probe_accuracy
+from neurorave.models.evaluation.instrument import generation_check, pitch_accuracy
 from neurorave.models.evaluation.synth import Synth
 from neurorave.models.export.command import export_run
 from neurorave.models.training.cli import train
+from toy_bundle import write_oscillator_bundle
 
 SR = 16000
 
@@ -52,7 +54,8 @@ def models(tmp_path_factory):
 def report(models):
     out = models / "report"
     status = cli_main(["evaluate", str(models / "bundle"), "--data", str(models / "data"),
-                       "--out", str(out), "--limit", "3", "--compare", str(models / "crave")])
+                       "--out", str(out), "--limit", "3", "--compare", str(models / "crave"),
+                       "--play-seconds", "5"])
     assert status == 0
     return out
 
@@ -84,6 +87,11 @@ def test_metrics_hold_every_measurement_for_both_models(report, models):
         d = m["disentanglement"]
         assert d["chance"] == pytest.approx(1 / 16) and 0 <= d["accuracy"] <= 1
         assert set(d["attributes"]) == set(names)
+    # The bundle is also played as the module plays it; a run (torch) is not.
+    played = bundle["instrument"]
+    assert played["pitch"] == {"available": False, "why": "the model has no f0 attribute"}
+    assert played["generation"]["seconds"] == pytest.approx(5.0, abs=0.1)
+    assert played["generation"]["nan_at_s"] is None and "instrument" not in run
 
 
 def test_the_bundle_and_its_checkpoint_measure_alike(models, tmp_path):
@@ -227,3 +235,31 @@ def test_describe_matches_the_training_descriptors():
     expected = compute_batch(torch.from_numpy(audio), SR, 256, ["rms", "centroid"],
                              dtype=torch.float64).numpy()
     assert np.allclose(synth.describe(audio), expected, atol=1e-5)
+
+
+def test_pitch_accuracy_of_an_ideal_voice_and_of_one_that_ignores_f0(tmp_path):
+    """1 V/oct through the daemon's voice: a sine at the asked f0 is within a few cents
+    over three octaves; one stuck at 440 Hz is off by semitones."""
+    ideal = pitch_accuracy(write_oscillator_bundle(str(tmp_path / "ideal")))
+    assert ideal["available"] and ideal["octaves"] == 3 and len(ideal["notes"]) == 37
+    assert ideal["median_abs_cents"] < 5 and ideal["unvoiced_notes"] == 0
+    assert ideal["notes"][12]["measured_hz"] == pytest.approx(261.63, rel=0.01)  # 1 V: C4
+    deaf = pitch_accuracy(write_oscillator_bundle(str(tmp_path / "deaf"), follow_f0=False))
+    assert deaf["median_abs_cents"] > 300
+    silent = pitch_accuracy(write_oscillator_bundle(str(tmp_path / "silent"), gain=0.0))
+    assert silent["unvoiced_notes"] == 37 and silent["median_abs_cents"] == float("inf")
+
+
+def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
+    good = generation_check(write_oscillator_bundle(str(tmp_path / "good")), 6.0)
+    assert good["ok"] and good["clipped_samples"] == 0 and good["longest_silence_s"] == 0
+    assert good["seconds"] == pytest.approx(6.0, abs=0.01)
+    loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
+    assert not loud["ok"] and loud["clipped_samples"] > 0 and loud["peak"] > 1
+    quiet = generation_check(write_oscillator_bundle(str(tmp_path / "quiet"), gain=0.0), 3.0)
+    assert not quiet["ok"] and quiet["longest_silence_s"] == pytest.approx(3.0)
+    # CV1's slow sine takes latent 0 below zero after 10 s; this voice then breaks down.
+    broken = write_oscillator_bundle(str(tmp_path / "nan"), nan_below_zero=True)
+    result = generation_check(broken, 12.0)
+    assert not result["ok"] and result["nan_at_s"] == pytest.approx(10.0, abs=0.1)
+    assert result["seconds"] == pytest.approx(result["nan_at_s"], abs=0.01)

@@ -295,3 +295,18 @@ def test_a_lost_audio_device_is_reopened_while_the_voice_plays_on(jack_server, t
     assert after["audio"]["losses"] >= 1 and after["audio"]["opens"] >= 2
     assert after["audio"]["frames_played"] > before["audio"]["frames_played"] + 24000
     assert any("audio" in e for e in after["errors"]["last"])
+
+
+def test_the_first_model_is_the_chosen_one_then_the_bundled_default():
+    from neurorave.firmware.daemon import DEFAULT_MODEL, first_model
+    from neurorave.firmware.menu import ModelEntry
+
+    models = [ModelEntry("/m/broken", "broken", error="hash mismatch"),
+              ModelEntry("/m/gm-drums", "drums"), ModelEntry(f"/m/{DEFAULT_MODEL}", "notes"),
+              ModelEntry("/m/mine", "mine")]
+    assert first_model(models, "mine").folder == "/m/mine"
+    assert first_model(models, None).folder == f"/m/{DEFAULT_MODEL}"
+    assert first_model(models, "gone").folder == f"/m/{DEFAULT_MODEL}"
+    assert first_model(models, "broken").folder == f"/m/{DEFAULT_MODEL}"
+    assert first_model(models[:2], None).folder == "/m/gm-drums"
+    assert first_model(models[:1], None) is None

@@ -156,6 +156,10 @@ def test_render_is_deterministic_and_follows_the_patch(bundles, tmp_path):
     b, _ = render(bundles[0], patch, 2.0, seed=3)
     c, _ = render(bundles[0], patch, 2.0, seed=4)
     assert rate == 16000 and len(a) == 32000
+    # At the bundle's own rate each call's block is kept, not a view of the engine's
+    # output buffer (which held only the last block everywhere).
+    blocks = a[64:-64 * 20].reshape(-1, 64)
+    assert len(np.unique(blocks, axis=0)) > 0.9 * len(blocks)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     still, _ = render(bundles[0], parse_patch({}, "empty.toml"), 2.0, seed=3)
     assert not np.allclose(a, still)                      # the CVs and gates did something

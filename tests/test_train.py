@@ -104,6 +104,10 @@ def test_resume_takes_the_same_next_step(data, tmp_path):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a["decoder.waveform.conv.weight"], c["decoder.waveform.conv.weight"])
+    # The run says what each session trained: steps, wall time, hardware.
+    history = json.loads((resumed / "history.json").read_text())
+    assert [(s["first_step"], s["last_step"]) for s in history] == [(0, 3), (3, 6)]
+    assert all(s["wall_s"] > 0 and "CPU" in s["hardware"] for s in history)
 
 
 def test_adversarial_phase_freezes_the_encoder(data, tmp_path):

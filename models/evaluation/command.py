@@ -1,8 +1,11 @@
 """`neurorave evaluate MODEL --data DATA --out REPORT [--limit N] [--compare OTHER]
-[--device cpu|cuda] [--seed S]`: measure one model (and its twin) on the test split.
+[--device cpu|cuda] [--seed S] [--play-seconds S]`: measure one model (and its twin) on
+the test split.
 
 MODEL and OTHER are each a bundle (ONNX Runtime, streamed as on the module) or a
-training run (its checkpoint in torch, on `--device`). Writes REPORT/metrics.json (every
+training run (its checkpoint in torch, on `--device`). A bundle is also played as the
+module plays it (`instrument.py`): 1 V/oct pitch accuracy, and `--play-seconds` of
+generation checked for NaN, clipping and silence. Writes REPORT/metrics.json (every
 number) and REPORT/report.html (one self-contained page).
 """
 from __future__ import annotations
@@ -131,19 +134,27 @@ def _finite_json(value: Any) -> Any:
 
 def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
              compare: Optional[str] = None, device: str = "cpu", seed: int = 0,
-             progress: bool = True) -> Dict[str, Any]:
+             progress: bool = True, play_seconds: float = 600.0) -> Dict[str, Any]:
     from neurorave.models.datastore import open_dataset
     from neurorave.models.evaluation.report import write_report
-    from neurorave.models.evaluation.synth import open_synth
+    from neurorave.models.evaluation.synth import BundleSynth, open_synth
 
     if limit is not None and limit < 2:
         raise UserError(f"--limit must be >= 2 (the control protocol pairs items), got {limit}")
+    if not play_seconds >= 0:
+        raise UserError(f"--play-seconds must be >= 0, got {play_seconds}")
     dataset = open_dataset(data)
     synths = [open_synth(model, device)] + ([open_synth(compare, device)] if compare else [])
     results: List[Dict[str, Any]] = []
     for synth, path in zip(synths, [model, compare]):
         result = evaluate_model(synth, dataset, limit, seed, progress)
         result["metrics"]["path"] = str(Path(path).resolve())
+        if isinstance(synth, BundleSynth):
+            from neurorave.models.evaluation.instrument import play_checks
+
+            start = time.perf_counter()
+            result["metrics"]["instrument"] = play_checks(path, play_seconds, seed)
+            result["metrics"]["timing"]["instrument_s"] = time.perf_counter() - start
         results.append(result)
     test_items = len(results[0]["artefacts"]["originals"])
     metrics = {
@@ -170,12 +181,23 @@ def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
 def main(args) -> int:
     metrics = evaluate(args.bundle, args.data, args.out, args.limit,
                        getattr(args, "compare", None), getattr(args, "device", "cpu"),
-                       getattr(args, "seed", 0))
+                       getattr(args, "seed", 0),
+                       play_seconds=getattr(args, "play_seconds", 600.0))
     for m in metrics["models"]:
         r, c, d = m["reconstruction"], m["control"]["by_size"], m["disentanglement"]
         print(f"{m['name']} ({m['variant']}): mSTFT {r['mstft']['mean']:.3f}, "
               f"mel L1 {r['mel_l1']['mean']:.2f} dB, control corr "
               + "/".join(f"{c[k]['corr']:.2f}" for k in sorted(c))
               + f", probe accuracy {d['accuracy']:.3f} (chance {d['chance']:.3f})")
+        played = m.get("instrument")
+        if played:
+            p, g = played["pitch"], played["generation"]
+            if p.get("available"):
+                print(f"  1 V/oct: median error {p['median_abs_cents']:.1f} cents over "
+                      f"{p['octaves']:.0f} octaves ({p['unvoiced_notes']} unvoiced notes)")
+            print(f"  {g['seconds']:.0f} s of {g['mode']}: "
+                  + ("ok" if g["ok"] else "FAILED")
+                  + f" (NaN at {g['nan_at_s']}, {g['clipped_samples']} clipped samples, "
+                  f"longest silence {g['longest_silence_s']:.2f} s)")
     print(f"wrote {Path(args.out) / 'report.html'} and metrics.json")
     return 0

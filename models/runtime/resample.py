@@ -113,7 +113,7 @@ class StreamResampler:
         `last` flushes what a filter still holds (the end of an offline render)."""
         block = np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
         if self.method == "passthrough":
-            return block
+            return block.copy()  # callers keep blocks; the engine reuses its buffer
         if self._poly is not None:
             out = self._poly.process(block)
             if last:

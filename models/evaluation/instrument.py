@@ -1,0 +1,153 @@
+"""The bundle played as the module plays it: 1 V/oct pitch accuracy and long prior runs.
+
+Both drive the daemon's own `VoiceModel` (ONNX Runtime, frame by frame) at the bundle's
+sample rate, with panel volts and gate edges as a patch would give them:
+- pitch: a calibrated 1 V/oct CV steps through three octaves one semitone at a time,
+  gate 1 striking each note; the output's f0 (the project's YIN) is compared with
+  the note asked for, in cents;
+- generation: minutes of the prior (or latent exploration) with CV1 moving latent 0,
+  no attribute held by a CV and gate 1 clocking phrases, checked for NaN, clipping
+  and silence. Nothing in the patch asks for silence (no CV can pull rms down), so
+  any long quiet stretch is the model's.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+PITCH_BASE_HZ = 130.8128           # C3 at 0 V, the module's default
+PITCH_SEMITONES = 36               # three octaves, 0 V to 3 V
+NOTE_S = 1.0
+PITCH_CV = 3                       # CV4 reads 1 V/oct in this test
+LEVEL_CV = 1                       # CV2 holds rms, loud enough to hear a pitch
+LEVEL_VOLTS = 2.0
+GENERATION_GATE1_S = 2.0           # a new phrase every 2 s
+SILENCE_WINDOW_S = 0.05
+SILENCE_RMS = 1e-3                 # -60 dBFS
+SILENCE_LIMIT_S = 1.0              # longer than this counts as a dropout
+CLIP_LEVEL = 1.0
+
+
+def _voice(bundle_path: str, seed: int, pitch: bool):
+    """The daemon's voice on ONNX Runtime's CPU engine: in pitch mode with an ideal
+    calibration and rms held loud, or with every attribute left to the model."""
+    from neurorave.firmware.calibration import CVCalibration, PitchCalibration
+    from neurorave.firmware.controls import ControlSettings
+    from neurorave.firmware.voice import VoiceModel
+    from neurorave.models.runtime.bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    names = [a.name for a in bundle.attributes]
+    if pitch:
+        assign: Dict[str, Optional[int]] = {"cv2": names.index("rms") if "rms" in names
+                                            else None, "cv3": None, "cv4": None}
+        settings = ControlSettings(cv_assign=assign, pitch_mode=True, base_hz=PITCH_BASE_HZ)
+        # An ideal input: 1 V reads 1 V, 12 semitones per volt.
+        calibration = CVCalibration(pitch=PitchCalibration(PITCH_CV, 12.0, 1.0))
+    else:
+        settings = ControlSettings(cv_assign={"cv2": None, "cv3": None, "cv4": None})
+        calibration = CVCalibration()
+    model = VoiceModel(bundle_path, bundle.sample_rate, "ort-cpu", 1, settings, calibration,
+                       seed=seed)
+    model.reset()
+    return model
+
+
+def _play(model, seconds: float, controls: Callable[[float], List[float]],
+          gate1_every: float, gate2_every: Optional[float]) -> Dict[str, Any]:
+    """Audio at the bundle's rate; a NaN stops the run and is reported, not raised."""
+    from neurorave.firmware.voice import ControlInputs
+
+    call_s = model.samples_per_call / model.sample_rate
+    calls = int(np.ceil(seconds / call_s))
+    blocks: List[np.ndarray] = []
+    nan_at: Optional[float] = None
+    for c in range(calls):
+        t = c * call_s
+        rise1 = c == 0 or int(t / gate1_every) != int((t - call_s) / gate1_every)
+        rise2 = gate2_every is not None and c > 0 and \
+            int(t / gate2_every) != int((t - call_s) / gate2_every)
+        try:
+            blocks.append(model.render(ControlInputs(controls(t), rise1, rise2, False)))
+        except FloatingPointError:
+            nan_at = t
+            break
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return {"audio": audio, "nan_at": nan_at}
+
+
+def pitch_accuracy(bundle_path: str, seed: int = 0) -> Dict[str, Any]:
+    """Median and spread of the output's f0 error over 37 semitones in 1 V/oct mode."""
+    from neurorave.models.descriptors import compute
+
+    model = _voice(bundle_path, seed, pitch=True)
+    if model.mapper.pitch_cv() is None:
+        return {"available": False, "why": "the model has no f0 attribute"}
+    volts_at = [0.0] * 4
+
+    def controls(t: float) -> List[float]:
+        note = min(int(t / NOTE_S), PITCH_SEMITONES)
+        volts_at[PITCH_CV] = note / 12.0
+        volts_at[LEVEL_CV] = LEVEL_VOLTS
+        return list(volts_at)
+
+    seconds = (PITCH_SEMITONES + 1) * NOTE_S
+    played = _play(model, seconds, controls, NOTE_S, None)
+    audio, sr = played["audio"], model.sample_rate
+    hop = 256
+    curves = compute(audio, sr, hop, ["f0"])
+    f0, voicing = curves["f0"], curves["voicing"]
+    notes = []
+    for note in range(PITCH_SEMITONES + 1):
+        target = PITCH_BASE_HZ * 2.0 ** (note / 12.0)
+        # The middle half of each note: past the attack and the smoothing glide.
+        a = int((note + 0.25) * NOTE_S * sr / hop)
+        b = min(int((note + 0.75) * NOTE_S * sr / hop), len(f0))
+        voiced = f0[a:b][voicing[a:b] > 0.5]
+        measured = float(np.median(voiced)) if voiced.size >= (b - a) // 2 and b > a else None
+        cents = None if measured is None or measured <= 0 else \
+            float(1200.0 * np.log2(measured / target))
+        notes.append({"volts": note / 12.0, "target_hz": target, "measured_hz": measured,
+                      "cents": cents})
+    errors = np.array([abs(n["cents"]) if n["cents"] is not None else np.inf for n in notes])
+    return {"available": True, "notes": notes, "octaves": PITCH_SEMITONES / 12,
+            "median_abs_cents": float(np.median(errors)),
+            "p90_abs_cents": float(np.quantile(errors, 0.9, method="higher")),
+            "unvoiced_notes": int(sum(n["cents"] is None for n in notes)),
+            "nan_at_s": played["nan_at"]}
+
+
+def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
+    """NaN, clipping and silence over `seconds` of playing under a moving patch."""
+    model = _voice(bundle_path, seed, pitch=False)
+
+    def controls(t: float) -> List[float]:
+        # A slow sine on CV1 (latent 0); the other CVs are unassigned.
+        return [2.0 * np.sin(2 * np.pi * 0.05 * t), 0.0, 0.0, 0.0]
+
+    played = _play(model, seconds, controls, GENERATION_GATE1_S, None)
+    audio, sr = played["audio"], model.sample_rate
+    window = int(SILENCE_WINDOW_S * sr)
+    n = len(audio) // window
+    rms = np.sqrt(np.mean(audio[:n * window].reshape(n, window).astype(np.float64) ** 2,
+                          axis=1)) if n else np.zeros(0)
+    longest = run = 0
+    for quiet in rms < SILENCE_RMS:
+        run = run + 1 if quiet else 0
+        longest = max(longest, run)
+    clipped = int(np.sum(np.abs(audio) >= CLIP_LEVEL))
+    longest_s = longest * SILENCE_WINDOW_S
+    result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": model.mode,
+              "nan_at_s": played["nan_at"], "peak": float(np.max(np.abs(audio))) if audio.size
+              else 0.0, "clipped_samples": clipped,
+              "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
+              "longest_silence_s": longest_s, "silence_limit_s": SILENCE_LIMIT_S}
+    result["ok"] = bool(played["nan_at"] is None and clipped == 0
+                        and longest_s <= SILENCE_LIMIT_S)
+    return result
+
+
+def play_checks(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
+    return {"pitch": pitch_accuracy(bundle_path, seed),
+            "generation": generation_check(bundle_path, seconds, seed)}

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Reproduce the bundled models from scratch: `make pretrained` runs this.
+
+For each model (gm-notes, gm-drums): build its dataset, train F-RAVE and its C-RAVE
+twin, train the joint prior on the F-RAVE run, export both bundles, evaluate the
+F-RAVE bundle on the test split against its twin (and play it as the module does),
+then install bundle, config, training summary and metrics in models/pretrained/NAME.
+
+Every stage picks up where the last call left it: run it again with the same --work
+folder and a larger --steps to train on, on CPU or GPU, across as many sessions as it
+takes (each run's history.json records the steps, wall time and hardware of each).
+
+    tools/pretrained.py [--models gm-notes gm-drums] [--steps N] [--prior-steps N]
+                        [--devices N] [--skip twin] [--eval-limit N] [--work DIR] ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("gm-notes", "gm-drums")
+STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
+MAX_BUNDLE_MB = 20.0
+NEURORAVE = [sys.executable, "-m", "neurorave.firmware.cli"]
+
+
+def say(text: str) -> None:
+    print(f"pretrained: {text}", flush=True)
+
+
+def hardware() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+        threads = torch.get_num_threads()
+    except ImportError:
+        threads = os.cpu_count() or 1
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"CPU, {threads} thread(s), {cpu} ({os.cpu_count()} cores)"
+
+
+class Recipe:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = Path(args.work).resolve()
+        self.stages_file = self.work / "stages.json"
+
+    # ---- bookkeeping ----------------------------------------------------------------
+    def _stages(self) -> Dict[str, Any]:
+        if self.stages_file.exists():
+            return json.loads(self.stages_file.read_text(encoding="utf-8"))
+        return {}
+
+    def _record(self, name: str, stage: str, seconds: float, command: List[str]) -> None:
+        stages = self._stages()
+        entry = {"seconds": round(seconds, 1), "hardware": hardware(),
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "command": " ".join(str(c) for c in command[3:])}
+        stages.setdefault(name, {}).setdefault(stage, []).append(entry)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.stages_file.write_text(json.dumps(stages, indent=1) + "\n", encoding="utf-8")
+
+    def _run(self, name: str, stage: str, command: List[str]) -> None:
+        say(f"{name}: {stage}: neurorave " + " ".join(str(c) for c in command[3:]))
+        start = time.perf_counter()
+        code = subprocess.call([str(c) for c in command], cwd=str(ROOT))
+        if code != 0:
+            raise SystemExit(f"pretrained: {name}: {stage} failed (exit {code})")
+        self._record(name, stage, time.perf_counter() - start, command)
+
+    # ---- paths ----------------------------------------------------------------------
+    def data(self, name: str) -> Path:
+        return self.work / "data" / name
+
+    def run_dir(self, name: str) -> Path:
+        return self.work / "runs" / name
+
+    def bundle(self, name: str) -> Path:
+        return self.work / "bundles" / name
+
+    # ---- stages ---------------------------------------------------------------------
+    def build_data(self, name: str) -> None:
+        if (self.data(name) / "manifest.json").exists():
+            return
+        command = NEURORAVE + ["dataset", "build", "--source", name, "--out", self.data(name)]
+        if self.args.data_limit:
+            command += ["--limit", str(self.args.data_limit)]
+        self._run(name, "data", command)
+
+    def config(self, name: str) -> str:
+        return self.args.config or name
+
+    def train(self, name: str, run_name: str, config: str, stage: str) -> None:
+        from neurorave.models.config import load_config
+
+        run = self.run_dir(run_name)
+        target = self.args.steps or load_config(config).training.steps
+        done = trained_steps(run)
+        if done >= target:
+            say(f"{run_name}: {done} steps trained (target {target})")
+            return
+        command = NEURORAVE + ["train", "--config", config, "--data", self.data(name),
+                               "--out", run, "--steps", str(target), "--seed", "1"]
+        if (run / "checkpoints" / "last.ckpt").exists():
+            command.append("--resume")
+        if self.args.devices:
+            command += ["--devices", str(self.args.devices)]
+        self._run(name, stage, command)
+
+    def prior(self, name: str) -> None:
+        run, prior = self.run_dir(name), self.run_dir(name + "-prior")
+        source_step = trained_steps(run)
+        stamp = prior / "source-step.txt"
+        if prior.exists() and (not stamp.exists() or stamp.read_text().strip() != str(source_step)):
+            say(f"{name}: the F-RAVE run moved on to step {source_step}; the prior starts over")
+            shutil.rmtree(prior)
+        target = self.args.prior_steps or prior_config_steps()
+        done = prior_steps(prior)
+        if done >= target:
+            say(f"{name}: prior trained {done} steps (target {target})")
+            return
+        command = NEURORAVE + ["train", "--config", "prior", "--source", run, "--data",
+                               self.data(name), "--out", prior, "--seed", "1",
+                               "--steps", str(target)]
+        if (prior / "checkpoints" / "last.pt").exists():
+            command.append("--resume")
+        self._run(name, "prior", command)
+        stamp.write_text(f"{source_step}\n")
+
+    def export(self, name: str) -> None:
+        prior = self.run_dir(name + "-prior")
+        for bundle in (self.bundle(name), self.bundle(name + "-crave")):
+            if bundle.exists():
+                shutil.rmtree(bundle)
+        self._run(name, "export", NEURORAVE + ["export", self.run_dir(name), "--out",
+                                               self.bundle(name), "--prior", prior])
+        if self.run_dir(name + "-crave").exists() and "twin" not in self.args.skip:
+            self._run(name, "export", NEURORAVE + ["export", self.run_dir(name + "-crave"),
+                                                   "--out", self.bundle(name + "-crave")])
+
+    def evaluate(self, name: str) -> None:
+        command = NEURORAVE + ["evaluate", self.bundle(name), "--data", self.data(name),
+                               "--out", self.work / "eval" / name,
+                               "--play-seconds", str(self.args.play_seconds)]
+        if self.bundle(name + "-crave").exists():
+            command += ["--compare", self.bundle(name + "-crave")]
+        if self.args.eval_limit:
+            command += ["--limit", str(self.args.eval_limit)]
+        self._run(name, "evaluate", command)
+
+    def install(self, name: str) -> None:
+        source, target = self.bundle(name), Path(self.args.install_to) / name
+        size_mb = sum(p.stat().st_size for p in source.iterdir()) / 1e6
+        if size_mb > MAX_BUNDLE_MB:
+            raise SystemExit(f"pretrained: {name}: the bundle is {size_mb:.1f} MB, over "
+                             f"{MAX_BUNDLE_MB:.0f} MB")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
+        shutil.copyfile(self.run_dir(name) / "config.json", target / "config.json")
+        metrics = self.work / "eval" / name / "metrics.json"
+        if metrics.exists():
+            shutil.copyfile(metrics, target / "metrics.json")
+        summary = self.summary(name)
+        (target / "training.json").write_text(json.dumps(summary, indent=1) + "\n",
+                                              encoding="utf-8")
+        say(f"{name}: installed in {target} ({size_mb:.1f} MB)")
+
+    def summary(self, name: str) -> Dict[str, Any]:
+        """Steps, hardware and wall time of every stage, and what the data was."""
+        manifest = json.loads((self.data(name) / "manifest.json").read_text(encoding="utf-8"))
+        prior_doc = self.run_dir(name + "-prior") / "prior.json"
+        prior = json.loads(prior_doc.read_text(encoding="utf-8")) if prior_doc.exists() else {}
+        stages = self._stages().get(name, {})
+
+        def run_summary(config: str) -> Optional[Dict[str, Any]]:
+            run = self.run_dir(config)
+            if not run.exists():
+                return None
+            history = json.loads((run / "history.json").read_text(encoding="utf-8")) \
+                if (run / "history.json").exists() else []
+            return {"run": config, "steps": trained_steps(run), "sessions": history,
+                    "wall_s": round(sum(float(s.get("wall_s", 0)) for s in history), 1)}
+
+        return {
+            "format": "neurorave-training-summary", "name": name,
+            "recipe": "make pretrained (tools/pretrained.py)",
+            "dataset": {"source": name, "command": manifest.get("command"),
+                        "counts": manifest.get("counts"),
+                        "duration_s": manifest.get("duration_s")},
+            "frave": run_summary(name), "crave": run_summary(name + "-crave"),
+            "prior": {"steps": prior.get("metrics", {}).get("step"),
+                      "valid_nll": prior.get("metrics", {}).get("valid_nll"),
+                      "baseline_nll": prior.get("metrics", {}).get("baseline_nll"),
+                      "config": prior.get("config"), "stages": stages.get("prior", [])},
+            "stages": stages,
+        }
+
+    def go(self) -> None:
+        for name in self.args.models:
+            wanted = [s for s in STAGES if s not in self.args.skip]
+            if "data" in wanted:
+                self.build_data(name)
+            if "train" in wanted:
+                self.train(name, name, self.config(name), "train")
+            if "twin" in wanted:
+                self.train(name, name + "-crave", self.config(name) + "-crave", "twin")
+            if "prior" in wanted:
+                self.prior(name)
+            if "export" in wanted:
+                self.export(name)
+            if "evaluate" in wanted:
+                self.evaluate(name)
+            if "install" in wanted:
+                self.install(name)
+
+
+def trained_steps(run: Path) -> int:
+    """The newest saved step of a training run (0 for none)."""
+    steps = [int(p.stem.split("-")[1]) for p in (run / "weights").glob("step-*.pt")]
+    return max(steps, default=0)
+
+
+def prior_steps(prior: Path) -> int:
+    doc = prior / "prior.json"
+    if not doc.exists():
+        return 0
+    return int(json.loads(doc.read_text(encoding="utf-8")).get("metrics", {}).get("step", 0))
+
+
+def prior_config_steps() -> int:
+    from neurorave.models.prior.train import load_prior_config
+
+    return int(load_prior_config("prior")["training"]["steps"])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--work", default=str(ROOT / "build" / "pretrained"),
+                   help="datasets, runs, bundles and reports (default build/pretrained)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train F-RAVE and C-RAVE up to this step (default: the config's)")
+    p.add_argument("--prior-steps", type=int, default=None,
+                   help="prior training steps (default: the prior config's)")
+    p.add_argument("--devices", type=int, default=None, help="GPUs for DDP")
+    p.add_argument("--config", default=None,
+                   help="train this configuration (and NAME-crave) instead of the model's own")
+    p.add_argument("--data-limit", type=int, default=None, help="dataset items to build")
+    p.add_argument("--install-to", default=str(ROOT / "models" / "pretrained"),
+                   help="where finished bundles go (default models/pretrained)")
+    p.add_argument("--skip", nargs="*", default=[], choices=STAGES, help="stages to leave out")
+    p.add_argument("--eval-limit", type=int, default=None, help="test items to evaluate")
+    p.add_argument("--play-seconds", type=float, default=600.0,
+                   help="seconds of generation the evaluation checks (default 600)")
+    args = p.parse_args(argv)
+    Recipe(args).go()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
