@@ -254,3 +254,17 @@ def test_tiny_trains_on_gpu_in_mixed_precision(data, tmp_path):
     assert all(np.isfinite(list(m.values())).all() for m in rec.metrics)
     state = torch.load(tmp_path / "gpu" / "weights" / "last.pt", weights_only=True)
     assert all(v.device.type == "cpu" for v in state.values())
+
+
+def test_f0_is_normalised_on_a_log_scale_and_the_rest_linearly():
+    from neurorave.models.training.stats import log_mask, normalise_curves
+
+    names = ["rms", "f0"]
+    lo, hi = torch.tensor([0.0, 0.0]), torch.tensor([0.5, 1760.0])
+    raw = torch.tensor([[[0.0, 0.125, 0.25, 0.5, 0.75],
+                         [0.0, 110.0, 220.0, 440.0, 880.0]]])
+    out = normalise_curves(raw, lo, hi, log_mask(names))[0]
+    assert torch.allclose(out[0], torch.tensor([-1.0, -0.5, 0.0, 1.0, 1.0]))  # linear, clipped
+    octave = out[1, 2:] - out[1, 1:-1]
+    assert torch.allclose(octave, octave[0].expand(3), atol=1e-6) and octave[0] > 0
+    assert out[1, 0] == -1.0 and out[1, -1] < 1.0  # unvoiced 0 Hz sits at the floor

@@ -9,10 +9,11 @@ every cache explicit.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from neurorave.models.training.stats import log_mask, normalise_curves
 from torch import nn
 
 
@@ -24,13 +25,12 @@ class ExportDecoder(nn.Module):
     """(z_pca [1, k, F], raw attributes [1, A, F], noise) -> audio [1, 1, F * hop]."""
 
     def __init__(self, decoder: nn.Module, attr_min, attr_max, pca: Dict[str, np.ndarray],
-                 exposed: int):
+                 exposed: int, names: Optional[Sequence[str]] = None):
         super().__init__()
         self.decoder = decoder
-        self.register_buffer("attr_min", _f32(attr_min)[None, :, None])
-        self.register_buffer("attr_range", _f32(np.maximum(np.asarray(attr_max, np.float64)
-                                                           - np.asarray(attr_min), 1e-8))
-                             [None, :, None])
+        self.register_buffer("attr_min", _f32(attr_min))
+        self.register_buffer("attr_max", _f32(attr_max))
+        self.register_buffer("attr_log", log_mask(names or [""] * len(attr_min)))
         # z = mean + components[:k].T @ z_pca: unexposed coordinates are zero (the mean).
         self.register_buffer("basis", _f32(pca["components"][:exposed].T))  # [L, k]
         self.register_buffer("latent_mean", _f32(pca["mean"])[None, :, None])
@@ -39,8 +39,8 @@ class ExportDecoder(nn.Module):
         return torch.matmul(self.basis, z_pca) + self.latent_mean
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
-        """The training module's normalisation: min/max to [-1, 1], clipped."""
-        return (2 * (raw - self.attr_min) / self.attr_range - 1).clamp(-1, 1)
+        """The training module's normalisation (min/max to [-1, 1], f0 on a log scale)."""
+        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_log)
 
     def forward(self, z_pca: torch.Tensor, raw_attributes: torch.Tensor,
                 noise: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
-from neurorave.models.training.stats import stats_tensors
+from neurorave.models.training.stats import log_mask, normalise_curves, stats_tensors
 
 
 def ramp(step: int, delay: int, length: int) -> float:
@@ -75,6 +75,8 @@ class FaderRave(pl.LightningModule):
                        "bin_edges": torch.zeros(n_attr, LATENT_BINS - 1)}
         for name, value in tensors.items():
             self.register_buffer(name, value)
+        # Derived from the config, so not saved: weights of older runs still load.
+        self.register_buffer("attr_log", log_mask(cfg.model.attributes), persistent=False)
         self.completed_steps = 0
         self.last_metrics: Dict[str, Any] = {}  # the latest step's losses (detached)
         self._val_outputs: List[Dict[str, torch.Tensor]] = []
@@ -88,9 +90,9 @@ class FaderRave(pl.LightningModule):
         return compute_batch(audio.float(), m.sample_rate, m.hop, m.attributes, dtype=dtype).float()
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw curves -> [-1, 1] by the dataset's min/max (what the decoder is conditioned on)."""
-        lo, hi = self.attr_min[None, :, None], self.attr_max[None, :, None]
-        return (2 * (raw - lo) / (hi - lo).clamp_min(1e-8) - 1).clamp(-1, 1)
+        """Raw curves -> [-1, 1] by the dataset's min/max, f0 on a log scale (what the
+        decoder is conditioned on)."""
+        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_log)
 
     def bin_targets(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw curves -> quantile bin index per frame [B, A, F] in 0..15."""

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from neurorave.firmware.errors import UserError
 from neurorave.models.config import LATENT_BINS, Config
+from neurorave.models.descriptors import F0_MIN_HZ
 from neurorave.models.descriptors_torch import compute_batch
 
 STATS_FILE = "stats.json"
@@ -79,3 +80,26 @@ def stats_tensors(stats: Dict[str, Any], names: Sequence[str]) -> Dict[str, torc
     hi = torch.tensor([attrs[n]["max"] for n in names], dtype=torch.float32)
     edges = torch.tensor([attrs[n]["bins"][1:-1] for n in names], dtype=torch.float32)
     return {"attr_min": lo, "attr_max": hi, "bin_edges": edges}
+
+
+# Pitch is heard on a log scale: f0 conditions the decoder as log(Hz), so that every
+# semitone is the same step of the input wherever it lies (linear Hz squeezes the low
+# octaves into a sliver of [-1, 1]). Floored at YIN's lowest f0 (unvoiced starts hold 0).
+LOG_ATTRIBUTES = ("f0",)
+LOG_FLOOR_HZ = F0_MIN_HZ
+
+
+def log_mask(names: Sequence[str]) -> torch.Tensor:
+    return torch.tensor([n in LOG_ATTRIBUTES for n in names], dtype=torch.bool)
+
+
+def normalise_curves(raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                     log: torch.Tensor) -> torch.Tensor:
+    """Raw curves [B, A, T] -> [-1, 1] by min/max [A], on log(Hz) where `log` [A] is set.
+    The training module and the exported decoder both use this, so they cannot drift."""
+    def scale(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(log, torch.log(x.clamp_min(LOG_FLOOR_HZ)), x)
+
+    lo, hi, log = lo[None, :, None], hi[None, :, None], log[None, :, None]
+    lo_s, hi_s = scale(lo), scale(hi)
+    return (2 * (scale(raw) - lo_s) / (hi_s - lo_s).clamp_min(1e-8) - 1).clamp(-1, 1)
