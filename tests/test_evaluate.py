@@ -193,6 +193,8 @@ def test_the_report_opens_in_headless_chromium(report, tmp_path):
             time.sleep(0.2)
         images = browser.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        headings = browser.execute_script(
+            "return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         shot = tmp_path / "report.png"
         assert browser.save_screenshot(str(shot))
@@ -205,6 +207,7 @@ def test_the_report_opens_in_headless_chromium(report, tmp_path):
         assert error == 0 and ready >= 1 and duration > 0.1
     assert len(images) >= 4 and all(done and width > 100 for done, width in images)
     assert shot.stat().st_size > 20000
+    assert "Played as the module plays it" in headings  # the bundle's instrument checks
 
 
 @pytest.mark.parametrize("argv, words", [

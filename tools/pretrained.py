@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,22 +36,13 @@ def say(text: str) -> None:
 
 
 def hardware() -> str:
-    try:
-        import torch
+    """What this machine offers a stage, in words."""
+    import torch
+    from neurorave.models.training.callbacks import cpu_name
 
-        if torch.cuda.is_available():
-            return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-        threads = torch.get_num_threads()
-    except ImportError:
-        threads = os.cpu_count() or 1
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"CPU, {threads} thread(s), {cpu} ({os.cpu_count()} cores)"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"CPU, {torch.get_num_threads()} thread(s), {cpu_name()}"
 
 
 class Recipe:

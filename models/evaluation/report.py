@@ -195,6 +195,21 @@ def _tables(metrics: Dict[str, Any]) -> List[str]:
     out.append(_table(["model"] + list(names) + ["mean", "chance"], rows))
     out.append('<p class="note">Near chance: z carries little of the attributes (F-RAVE\'s '
                "aim); well above: z duplicates the attribute controls (expected of C-RAVE).</p>")
+
+    played = [m for m in models if m.get("instrument")]
+    if played:
+        out.append("<h2>Played as the module plays it</h2>")
+        rows = []
+        for m in played:
+            p, g = m["instrument"]["pitch"], m["instrument"]["generation"]
+            pitch = (f"{_fmt(p['median_abs_cents'], 1)} / {_fmt(p['p90_abs_cents'], 1)} "
+                     f"({p['unvoiced_notes']} unvoiced)") if p.get("available") else "no f0"
+            rows.append([_label(m), pitch, f"{_fmt(g['seconds'], 0)} s of {g['mode']}",
+                         "–" if g["nan_at_s"] is None else f"at {_fmt(g['nan_at_s'], 1)} s",
+                         str(g["clipped_samples"]), _fmt(g["longest_silence_s"], 2),
+                         "ok" if g["ok"] else "failed"])
+        out.append(_table(["model", "1 V/oct error, median / p90 (cents)", "generation", "NaN",
+                           "clipped samples", "longest silence (s)", "verdict"], rows))
     return out
 
 

@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -19,10 +20,8 @@ KEEP_CHECKPOINTS = 3  # full Lightning checkpoints kept besides last.ckpt; weigh
 HISTORY_FILE = "history.json"
 
 
-def hardware(trainer: pl.Trainer) -> str:
-    """What this session trains on, in words."""
-    if trainer.strategy.root_device.type == "cuda":
-        return f"{trainer.world_size} x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
+def cpu_name() -> str:
+    """The processor's model name, and how many cores this machine has."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -30,8 +29,15 @@ def hardware(trainer: pl.Trainer) -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    return f"{cpu} ({os.cpu_count()} cores)"
+
+
+def hardware(trainer: pl.Trainer) -> str:
+    """What this session trains on, in words."""
+    if trainer.strategy.root_device.type == "cuda":
+        return f"{trainer.world_size} x {torch.cuda.get_device_name(trainer.strategy.root_device)}"
     return (f"{trainer.world_size} CPU process(es) x {torch.get_num_threads()} thread(s), "
-            f"{cpu} ({os.cpu_count()} cores)")
+            f"{cpu_name()}")
 
 
 def read_history(run_dir: Path) -> List[Dict[str, Any]]:
@@ -56,7 +62,8 @@ class StepCheckpoint(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.started = time.monotonic()
-        self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        self.session = {"id": uuid.uuid4().hex[:12],
+                        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "hardware": hardware(trainer), "first_step": pl_module.completed_steps,
                         "last_step": pl_module.completed_steps, "wall_s": 0.0}
 
@@ -88,7 +95,7 @@ class StepCheckpoint(pl.Callback):
         # Sessions that a crash cut after this checkpoint's steps are dropped: the run
         # resumes from here, so steps beyond it were never kept.
         history = [s for s in read_history(self.run_dir)
-                   if s.get("started") != self.session["started"]
+                   if s.get("id") != self.session["id"]
                    and int(s.get("first_step", 0)) < self.session["first_step"]]
         history.append(dict(self.session))
         tmp = self.run_dir / (HISTORY_FILE + ".tmp")
