@@ -165,8 +165,11 @@ class Recipe:
         shutil.copytree(source, target)
         shutil.copyfile(self.run_dir(name) / "config.json", target / "config.json")
         metrics = self.work / "eval" / name / "metrics.json"
-        if metrics.exists():
+        # Only an evaluation of this very bundle (an older one would describe other weights).
+        if metrics.exists() and metrics.stat().st_mtime > (source / "model.json").stat().st_mtime:
             shutil.copyfile(metrics, target / "metrics.json")
+        else:
+            say(f"{name}: no evaluation of this bundle yet; installed without metrics.json")
         summary = self.summary(name)
         (target / "training.json").write_text(json.dumps(summary, indent=1) + "\n",
                                               encoding="utf-8")
