@@ -231,3 +231,32 @@ def test_resume_continues_to_the_same_weights(made, tmp_path):
     a = torch.load(tmp_path / "straight" / "weights" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "halves" / "weights" / "last.pt", weights_only=True)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_some_windows_start_where_their_item_starts():
+    """Gate 1 resets the prior; windows that begin at an item's onset teach it how a
+    phrase begins."""
+    from neurorave.models.prior.train import window_starts
+
+    rng = np.random.default_rng(0)
+    assert not window_starts(rng, 64, 200, 32, 1.0).any()
+    never = window_starts(rng, 4000, 200, 32, 0.0)
+    assert never.max() == 168 and (never == 0).mean() < 0.02
+    half = window_starts(rng, 4000, 200, 32, 0.5)
+    assert 0.45 < (half == 0).mean() < 0.56 and half.max() == 168
+
+
+@pytest.mark.parametrize("line, words", [("phrase_start_probability = 1.5", "between 0 and 1"),
+                                         ("pin_probability = -0.1", "between 0 and 1"),
+                                         ("steps = 0", "positive"),
+                                         ("steps = \"many\"", "must be a number")])
+def test_bad_prior_config_values_are_one_line(tmp_path, line, words):
+    from neurorave.firmware.errors import UserError
+    from neurorave.models.prior.train import load_prior_config
+
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[prior]\nhidden = 8\n[training]\n{line}\n")
+    with pytest.raises(UserError, match=words):
+        load_prior_config(str(path))
+    path.write_text("[prior]\nhidden = 8\n[training]\nphrase_start_probability = 0\n")
+    assert load_prior_config(str(path))["training"]["phrase_start_probability"] == 0

@@ -28,7 +28,8 @@ PRIOR_FILE = "prior.json"
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "prior": {"hidden": 128, "layers": 2, "mixtures": 4},
     "training": {"steps": 20000, "batch_size": 32, "sequence": 64, "learning_rate": 1e-3,
-                 "pin_probability": 0.75, "validate_every": 500, "checkpoint_every": 500},
+                 "pin_probability": 0.75, "phrase_start_probability": 0.5,
+                 "validate_every": 500, "checkpoint_every": 500},
 }
 
 
@@ -61,11 +62,24 @@ def load_prior_config(source: Union[str, Path]) -> Dict[str, Any]:
                                 f"{', '.join(defaults)})")
         cfg[section] = {**defaults, **given}
         for key, value in cfg[section].items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise UserError(f"{path}: {section}.{key}: must be a number")
+            if key.endswith("_probability"):
+                if not 0 <= value <= 1:
+                    raise UserError(f"{path}: {section}.{key}: must be between 0 and 1")
+            elif value <= 0:
                 raise UserError(f"{path}: {section}.{key}: must be a positive number")
-    if cfg["training"]["pin_probability"] > 1:
-        raise UserError(f"{path}: training.pin_probability: must be at most 1")
     return cfg
+
+
+def window_starts(rng: np.random.Generator, batch: int, frames: int, window: int,
+                  phrase_start_probability: float) -> np.ndarray:
+    """First frame of each training window. Some windows start where their item starts
+    (a note's or a hit's onset in the bundled datasets), so that a reset prior, as gate 1
+    leaves it, begins a phrase the way the data begins one rather than mid-sound."""
+    starts = rng.integers(0, frames - window + 1, batch)
+    starts[rng.random(batch) < phrase_start_probability] = 0
+    return starts
 
 
 def pin_masks(rng: np.random.Generator, batch: int, latent: int, attrs: int,
@@ -198,7 +212,8 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
     for step in bar:
         rng = np.random.default_rng([seed, step])  # the batch is a function of the step
         items = rng.integers(0, len(x_all), int(t["batch_size"]))
-        starts = rng.integers(0, x_all.shape[1] - window + 1, int(t["batch_size"]))
+        starts = window_starts(rng, int(t["batch_size"]), x_all.shape[1], window,
+                               float(t.get("phrase_start_probability", 0.0)))
         index = torch.from_numpy(starts[:, None] + np.arange(window)[None, :]).to(device)
         batch = x_all[torch.from_numpy(items).to(device)[:, None], index]
         mask = torch.from_numpy(pin_masks(rng, len(items), latent, attrs,
