@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,13 +62,13 @@ class Recipe:
         stages = self._stages()
         entry = {"seconds": round(seconds, 1), "hardware": hardware(),
                  "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "command": " ".join(str(c) for c in command[3:])}
+                 "command": shown(command)}
         stages.setdefault(name, {}).setdefault(stage, []).append(entry)
         self.work.mkdir(parents=True, exist_ok=True)
         self.stages_file.write_text(json.dumps(stages, indent=1) + "\n", encoding="utf-8")
 
     def _run(self, name: str, stage: str, command: List[str]) -> None:
-        say(f"{name}: {stage}: neurorave " + " ".join(str(c) for c in command[3:]))
+        say(f"{name}: {stage}: {shown(command)}")
         start = time.perf_counter()
         code = subprocess.call([str(c) for c in command], cwd=str(ROOT))
         if code != 0:
@@ -222,6 +223,11 @@ class Recipe:
                 self.evaluate(name)
             if "install" in wanted:
                 self.install(name)
+
+
+def shown(command: List[Any]) -> str:
+    """The neurorave command line, with paths inside the checkout made relative."""
+    return "neurorave " + " ".join(str(c).replace(f"{ROOT}{os.sep}", "") for c in command[3:])
 
 
 def trained_steps(run: Path) -> int:
