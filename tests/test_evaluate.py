@@ -98,7 +98,7 @@ def test_the_bundle_and_its_checkpoint_measure_alike(models, tmp_path):
     """The same model through ONNX Runtime (streamed) and torch (whole chunks)."""
     status = cli_main(["evaluate", str(models / "frave"), "--data", str(models / "data"),
                        "--out", str(tmp_path), "--limit", "2", "--compare",
-                       str(models / "bundle")])
+                       str(models / "bundle"), "--play-seconds", "2"])
     assert status == 0
     run, bundle = json.loads((tmp_path / "metrics.json").read_text())["models"]
     # Same weights, same curves; only the noise generator differs between the two paths,
