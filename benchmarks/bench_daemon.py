@@ -46,7 +46,8 @@ duty = 0.25
 clock = 0.5
 duty = 0.5
 """
-JACK_DEVICE = "JACK Audio Connection Kit"
+JACK_DEVICE = "JACK Audio Connection Kit"  # PortAudio's own JACK host API
+ALSA_JACK_DEVICE = "jack, ALSA"  # ALSA's jack plugin: the ALSA path the module plays through
 
 
 def make_small_bundle(folder: str) -> str:
@@ -88,6 +89,8 @@ def main() -> int:
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--no-load", action="store_true", help="no competing busy process")
+    parser.add_argument("--audio-device", default=ALSA_JACK_DEVICE,
+                        help=f"PortAudio device on the JACK server (or {JACK_DEVICE!r})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cache = os.path.join(os.path.expanduser("~"), ".cache", "neurorave", "bench", "small")
@@ -110,7 +113,7 @@ def main() -> int:
         spawned = time.time()
         daemon = subprocess.run(
             [sys.executable, "-m", "neurorave.firmware.cli", "run", "--headless",
-             "--patch", patch, "--models", models, "--audio-device", JACK_DEVICE,
+             "--patch", patch, "--models", models, "--audio-device", args.audio_device,
              "--seconds", str(args.seconds), "--stats", stats_path],
             env=env, capture_output=True, text=True, timeout=args.seconds + 120)
     finally:
@@ -125,7 +128,7 @@ def main() -> int:
         stats = json.load(handle)
     frame_ms = 1e3 * stats.get("frame_size", 0) / max(stats.get("sample_rate", 1), 1)
     figures = {
-        "seconds": args.seconds, "competing_load": not args.no_load,
+        "seconds": args.seconds, "competing_load": not args.no_load, "device": args.audio_device,
         "model": stats.get("model"), "engine": stats["engine"],
         "underflows": stats["underflows"],
         "ring_shortfalls": stats["audio"].get("ring_shortfalls"),

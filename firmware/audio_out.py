@@ -1,4 +1,4 @@
-"""The PortAudio output: a callback that only copies from the ring, kept alive by a keeper.
+"""The PortAudio output: one consumer of the ring, kept alive by a keeper.
 
 Where it plugs in: the daemon makes one `AudioRing`, gives it to the voice thread (the
 producer) and to `AudioOutput` (the consumer), calls `start()` once and `stop()` at
@@ -6,17 +6,28 @@ exit; the scheduler reads `underflows`, `state` and `last_error` for the stats f
 the system-info screen. `--audio-device NAME` is passed as `device` (sounddevice's
 rules: an index, or a substring of "device name, host API name").
 
-The callback copies one block from the ring into the output and counts underflows
-(PortAudio's output-underflow flag and ring shortfalls). It never allocates a buffer,
-locks, logs or waits.
+Two ways to feed the device, chosen by its host API:
+- ALSA and every other host API (the module's path; JACK reached through ALSA's `jack`
+  plugin; a laptop's default device): a writer thread copies one block at a time from
+  the ring into PortAudio's blocking `write()`, keeping `slack_blocks` blocks queued in
+  the device. The device's own thread is C and never needs the interpreter, so a stall
+  of the writer shorter than the slack (another thread holding the GIL, the writer
+  descheduled on a busy core) is not heard. The price is the slack's latency.
+- PortAudio's own JACK host API: a callback copies one block from the ring. Its
+  blocking mode keeps a single period, so it would buy no slack, and it fills late
+  writes with silence without flagging them. The callback never allocates, locks,
+  logs or waits, but it needs the GIL, so a busy interpreter can make it late.
+Both count underflows (PortAudio's output-underflow flag and ring shortfalls) and stamp
+when a ring sample reaches the DAC.
 
 A keeper thread owns every other PortAudio call, so nothing here raises into the
 caller or blocks it:
 - opening: the named device is looked up and opened; when that fails (absent, busy,
   server down) it retries with exponential backoff, re-scanning the device list;
-- watching: a stream whose callback stops being called for `stall_timeout_s`, or that
-  PortAudio finishes on its own, is lost: it is closed (in a helper thread with a time
-  limit, since some host APIs hang closing a dead device) and reopened as above.
+- watching: a stream that stops taking blocks for `stall_timeout_s`, that PortAudio
+  finishes on its own, or whose writes fail, is lost: it is closed (in a helper thread
+  with a time limit, since some host APIs hang closing a dead device) and reopened as
+  above.
 
 PortAudio 19.6's JACK host API asserts (aborting the process) when it is terminated
 after its server died, so the device list is only re-scanned while no JACK host API
@@ -34,7 +45,9 @@ import sounddevice as sd
 from neurorave.firmware.realtime import realtime_thread
 from neurorave.firmware.ring import AudioRing
 
-CALLBACK_PRIORITY = 80  # above the voice thread: the callback must never wait for it
+CALLBACK_PRIORITY = 80  # above the voice thread: the consumer must never wait for it
+SLACK_BLOCKS = 2  # blocking writes: blocks queued in the device (11 ms at 48 kHz, 256)
+RING_WAIT_S = 0.001  # the writer's nap while the ring is short and the device still full
 
 log = logging.getLogger("neurorave.audio")
 
@@ -67,6 +80,7 @@ class AudioOutput:
     def __init__(self, ring: AudioRing, samplerate: int = 48000,
                  device: Optional[Union[str, int]] = None, channels: int = 1,
                  blocksize: int = 256, latency: Union[str, float] = "low",
+                 slack_blocks: int = SLACK_BLOCKS,
                  stall_timeout_s: float = 0.5, retry_min_s: float = 0.1,
                  retry_max_s: float = 2.0, close_timeout_s: float = 2.0,
                  rescan_interval_s: float = 3.0,
@@ -76,7 +90,8 @@ class AudioOutput:
         self.device = device
         self.channels = int(channels)
         self.blocksize = int(blocksize)
-        self.latency = latency
+        self.latency = latency  # callback streams; blocking ones ask for the slack
+        self.slack_blocks = max(int(slack_blocks), 2)
         self.stall_timeout_s = stall_timeout_s
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
@@ -84,8 +99,8 @@ class AudioOutput:
         self.rescan_interval_s = rescan_interval_s
         self._last_rescan = float("-inf")
         self._on_event = on_event
-        # Written by the callback only.
-        self.callbacks = 0
+        # Written by the consumer (callback or writer) only.
+        self.callbacks = 0  # blocks handed to the device
         self.frames_played = 0
         self.status_underflows = 0
         self._drop_queued = False
@@ -102,39 +117,76 @@ class AudioOutput:
         self.last_error = ""
         self.device_name = ""
         self._stream: Optional[sd.OutputStream] = None
+        self.blocking = False  # how the open stream is fed (see the module docstring)
+        self._writer: Optional[threading.Thread] = None
+        self._writer_stop = threading.Event()
+        self._writer_error = ""
         self._finished = threading.Event()
         self._stopping = threading.Event()
         self._playing = threading.Event()
         self._keeper: Optional[threading.Thread] = None
 
     # ---- the real-time part ----------------------------------------------------------
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any,
-                  status: sd.CallbackFlags) -> None:
+    def _begin_block(self) -> None:
         if not self._realtime_asked:
-            # Once, on the callback's own thread: a host API that did not make it
+            # Once, on the consumer's own thread: a host API that did not make it
             # real-time (JACK without -R, PortAudio's ALSA thread without RT rights)
             # leaves it at the mercy of every busy process.
             self._realtime_asked = True
             self.callback_realtime_refused = realtime_thread(CALLBACK_PRIORITY)
-        if status.output_underflow:
-            self.status_underflows += 1
         if self._drop_queued:
             # A new stream starts from fresh audio, not what queued while the device was gone.
             self._drop_queued = False
             self.ring.drop_all()
-        # Stamp which ring sample this block starts with and when it reaches the DAC,
-        # for control-to-sound latency (seqlock: odd while the stamp is being written).
+
+    def _set_stamp(self, ring_index: int, delay_s: float) -> None:
+        """Ring sample `ring_index` reaches the DAC `delay_s` from now (for control-to-
+        sound latency; a seqlock: odd while the stamp is being written)."""
         self._stamp_seq += 1
         stamp = self._stamp
-        stamp[0] = self.ring.total_read
+        stamp[0] = ring_index
         stamp[1] = time.monotonic()
-        stamp[2] = max(time_info.outputBufferDacTime - time_info.currentTime, 0.0)
+        stamp[2] = max(delay_s, 0.0)
         self._stamp_seq += 1
-        self.ring.read_into(outdata[:, 0])
+
+    def _copy_block(self, out: np.ndarray) -> None:
+        self.ring.read_into(out[:, 0])
         if self.channels > 1:
-            outdata[:, 1:] = outdata[:, :1]
+            out[:, 1:] = out[:, :1]
         self.callbacks += 1
-        self.frames_played += frames
+        self.frames_played += out.shape[0]
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any,
+                  status: sd.CallbackFlags) -> None:
+        self._begin_block()
+        if status.output_underflow:
+            self.status_underflows += 1
+        self._set_stamp(self.ring.total_read,
+                        time_info.outputBufferDacTime - time_info.currentTime)
+        self._copy_block(outdata)
+
+    def _write_loop(self, stream: sd.OutputStream, depth: int) -> None:
+        """The writer thread of a blocking stream: `depth` is the device's buffer in
+        frames (all free before the first write)."""
+        block = np.zeros((self.blocksize, self.channels), dtype=np.float32)
+        try:
+            while not self._writer_stop.is_set():
+                self._begin_block()
+                queued = depth - stream.write_available
+                if self.ring.available() < self.blocksize and queued > self.blocksize:
+                    # The producer is late but the device still has audio: wait for it
+                    # rather than queue silence that would then delay everything after.
+                    time.sleep(RING_WAIT_S)
+                    continue
+                self._copy_block(block)
+                if stream.write(block):
+                    self.status_underflows += 1
+                # The next ring sample plays once what the device holds now has played.
+                self._set_stamp(self.ring.total_read,
+                                (depth - stream.write_available) / self.samplerate)
+        except Exception as exc:  # noqa: BLE001 - a dead device fails its writes: lost
+            self._writer_error = str(exc) or type(exc).__name__
+            self._finished.set()
 
     def _stream_finished(self) -> None:
         self._finished.set()
@@ -187,6 +239,7 @@ class AudioOutput:
                 "ring_shortfalls": self.ring.underflows,
                 "callback_realtime": self._realtime_asked and not self.callback_realtime_refused,
                 "device_underflows": self.status_underflows,
+                "feed": "blocking" if self.blocking else "callback",
                 "callbacks": self.callbacks, "frames_played": self.frames_played,
                 "opens": self.opens, "losses": self.losses, "last_error": self.last_error}
 
@@ -237,13 +290,23 @@ class AudioOutput:
         try:
             info = self._resolve_device()
             self._finished.clear()
+            self._writer_error = ""
+            blocking = "JACK" not in sd.query_hostapis(info["hostapi"])["name"]
+            slack_s = self.slack_blocks * self.blocksize / self.samplerate
             stream = sd.OutputStream(samplerate=self.samplerate, blocksize=self.blocksize,
                                      device=info["index"], channels=self.channels,
-                                     dtype="float32", latency=self.latency,
-                                     callback=self._callback,
+                                     dtype="float32",
+                                     latency=slack_s if blocking else self.latency,
+                                     callback=None if blocking else self._callback,
                                      finished_callback=self._stream_finished)
             self._drop_queued = self.opens > 0
             stream.start()
+            if blocking:
+                self._writer_stop.clear()
+                self._writer = threading.Thread(
+                    target=self._write_loop, args=(stream, stream.write_available),
+                    name="audio-writer", daemon=True)
+                self._writer.start()
         except Exception as exc:  # noqa: BLE001 - absent, busy, server down: retry later
             self.failed_opens += 1
             message = f"audio device {self.device or 'default'}: {exc}"
@@ -253,13 +316,16 @@ class AudioOutput:
             self._playing.clear()
             return False
         self._stream = stream
+        self.blocking = blocking
         self.device_name = str(info["name"])
         self.opens += 1
         self.last_error = ""
         self.state = STATE_PLAYING
         self._playing.set()
+        feed = (f"blocking writes, {self.slack_blocks} blocks of slack" if blocking
+                else "callback")
         self._event(f"audio playing on {self.device_name} ({self.samplerate} Hz, "
-                    f"{self.blocksize} frames)")
+                    f"{self.blocksize} frames, {feed})")
         return True
 
     def _watch(self) -> None:
@@ -275,7 +341,9 @@ class AudioOutput:
                 last_progress = now
                 allowance = self.stall_timeout_s
             reason = ""
-            if self._finished.is_set():
+            if self._writer_error:
+                reason = f"write failed: {self._writer_error}"
+            elif self._finished.is_set():
                 reason = "stream finished"
             elif now - last_progress > allowance:
                 reason = f"no callback for {now - last_progress:.1f} s"
@@ -288,8 +356,18 @@ class AudioOutput:
 
     def _close(self) -> None:
         stream, self._stream = self._stream, None
+        writer, self._writer = self._writer, None
         if stream is None:
             return
+        if writer is not None:
+            # The writer leaves within a block unless the device hangs its write; then
+            # closing the stream under it is unsafe, so leave both behind.
+            self._writer_stop.set()
+            writer.join(self.close_timeout_s)
+            if writer.is_alive():
+                self.abandoned_closes += 1
+                self._event("audio device hung a write; abandoned it")
+                return
         closer = threading.Thread(target=self._close_quietly, args=(stream,),
                                   name="audio-close", daemon=True)
         closer.start()

@@ -6,7 +6,9 @@
   stats, the systemd watchdog, the patch player or the window on the virtual board;
 - a worker thread loads models (the old model keeps playing meanwhile);
 - the voice thread renders one latent frame ahead into the ring (`voice.py`);
-- the PortAudio callback only copies from the ring (`audio_out.py`).
+- the audio consumer only copies from the ring into the device (`audio_out.py`): a
+  writer thread with blocking writes and two blocks of slack on ALSA, a PortAudio
+  callback on PortAudio's JACK host API.
 
 Faults never stop it: a failing ADC holds the last good volts (the CV sampler retries)
 and the screen says so; a bad model is refused with a message while the previous one
@@ -38,6 +40,7 @@ from neurorave.firmware.state_files import calibration_file, settings_file
 from neurorave.firmware.stats import PercentileWindow, Stats, StatsWriter
 from neurorave.firmware.voice import Voice, VoiceModel
 from neurorave.hardware.interfaces import GateEdge
+from neurorave.models.runtime.engines import preload_libraries
 
 DEVICE_RATE = 48000
 DEVICE_BLOCK = 256
@@ -367,7 +370,7 @@ class Daemon:
                                   or self.audio.callback_realtime_refused):
             self._rt_said = True
             for part, why in (("voice thread", self.voice.realtime_refused),
-                              ("audio callback", self.audio.callback_realtime_refused)):
+                              ("audio consumer", self.audio.callback_realtime_refused)):
                 if why:
                     self.log(f"{part} without real-time priority: {why}")
         self.menu.set_system_info(lines)
@@ -415,6 +418,7 @@ class Daemon:
             refused = lock_memory()
             if refused:
                 self.log(f"carrying on without locked memory: {refused}")
+        preload_libraries()
         self.audio.start()
         self.voice.start()
         first = self._first_model()
@@ -464,7 +468,7 @@ class Daemon:
             if self.seconds is not None and now - start >= self.seconds:
                 break
             # How long a turn holds the main thread (and mostly the GIL, which the
-            # audio callback also needs).
+            # audio consumer also needs).
             self.turn_ms.add((time.monotonic() - now) * 1e3)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
@@ -494,8 +498,9 @@ class Daemon:
 
     def run(self) -> int:
         lean_memory()
-        # The audio callback is Python: it needs the GIL within one device block (5.3 ms
-        # at 256 frames). Python hands the GIL over every 5 ms by default; ask for 0.5 ms.
+        # The audio consumer is Python: it needs the GIL within its slack (one device
+        # block, 5.3 ms, for a callback). Python hands the GIL over every 5 ms by
+        # default; ask for 0.5 ms.
         sys.setswitchinterval(GIL_SWITCH_S)
         self._open()
         return asyncio.run(self._main())

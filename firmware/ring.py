@@ -1,10 +1,10 @@
-"""Single-producer single-consumer audio ring: voice thread -> PortAudio callback.
+"""Single-producer single-consumer audio ring: voice thread -> audio consumer.
 
 Where it plugs in: the voice thread calls `write()` with each resampled block; the
-audio callback (`audio_out.AudioOutput`) calls `read_into()` with the device's output
-buffer. The read side never allocates, locks or waits: when the ring holds fewer
-samples than asked it plays what there is, fills the rest with silence and counts an
-underflow.
+audio consumer (`audio_out.AudioOutput`: a PortAudio callback or a writer thread) calls
+`read_into()` with one device block. The read side never allocates, locks or waits:
+when the ring holds fewer samples than asked it plays what there is, fills the rest
+with silence and counts an underflow.
 
 Why no lock: each index has one writer (the producer owns `_write_total`, the consumer
 owns `_read_total`), both only grow, and a Python int assignment is atomic under the
@@ -78,7 +78,7 @@ class AudioRing:
                              f"{self._write_total}")
         self._write_total = index
 
-    # ---- consumer (audio callback) -------------------------------------------------
+    # ---- consumer (audio callback or writer) ---------------------------------------
     def read_into(self, out: np.ndarray, count: Optional[int] = None) -> int:
         """Fill `out` (1-D float32 view) from the ring; silence where it runs short.
 

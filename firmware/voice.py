@@ -7,7 +7,7 @@ Two layers:
   a device-rate block. Pure computation, so `neurorave render` runs it offline, faster
   than real time, and deterministic with a seed.
 - `Voice`: the voice thread. It keeps the ring one latent frame (plus a device block)
-  ahead of the audio callback, takes the newest control inputs the scheduler posted,
+  ahead of the audio consumer, takes the newest control inputs the scheduler posted,
   fades in at the start, fades out at a stop, and swaps models with a fade-out of the
   old one followed by a fade-in of the new one (never a hard cut, so never a click).
   A bad frame (an engine error, NaN) is replaced by silence and counted: the voice
@@ -478,7 +478,7 @@ class Voice:
                 return False
             self._measure_latency()
             # Sleep until about when the ring falls to the threshold (every wake takes
-            # the GIL, which the audio callback needs too); a gate wakes it at once.
+            # the GIL, which the audio consumer needs too); a gate wakes it at once.
             self._wake.wait(min(max(0.5 * (queued - threshold) / self.device_rate,
                                     MIN_WAIT_S), MAX_WAIT_S))
             self._wake.clear()

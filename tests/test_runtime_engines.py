@@ -1,4 +1,6 @@
 """ONNX Runtime engine: frame-by-frame streaming equals the offline computation."""
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -92,3 +94,15 @@ def test_gpu_engine_matches_cpu(tmp_path):
     z = rng.standard_normal((4, 16)).astype(np.float32)
     attributes = rng.uniform(0, 1, (2, 16)).astype(np.float32)
     assert np.max(np.abs(_stream(cpu, z, attributes) - _stream(gpu, z, attributes))) < 1e-2
+
+
+def test_preload_imports_the_inference_library_before_any_model():
+    # The daemon calls this before the audio starts: ONNX Runtime's first import holds
+    # the GIL long enough to starve a playing feed.
+    code = ("import sys\nfrom neurorave.models.runtime.engines import preload_libraries\n"
+            "before = 'onnxruntime' in sys.modules\npreload_libraries()\n"
+            "print(before, 'onnxruntime' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True"]

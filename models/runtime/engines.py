@@ -13,6 +13,7 @@ Which engine really runs is verified, never assumed: onnxruntime-gpu without a G
 silently falls back to the CPU, so a GPU kind whose provider is not active raises
 `EngineUnavailable`, and `auto` records each kind it skipped and why (`notes`).
 """
+import contextlib
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -193,6 +194,14 @@ class Engine:
 
     def describe(self) -> str:
         return f"{self.kind} ({self.provider})"
+
+
+def preload_libraries() -> None:
+    """Import ONNX Runtime now, before any audio plays: its first import holds the GIL
+    for up to about 40 ms at once (measured on a 2-core x86), longer than the audio
+    feed's slack, so a feed already playing would drop out."""
+    with contextlib.suppress(ImportError):  # opening a model says what is missing
+        import onnxruntime  # noqa: F401
 
 
 def _open_kind(bundle: Bundle, kind: str, threads: int, roles: Sequence[str]) -> Engine:
