@@ -22,7 +22,7 @@ JACK_DIRECT = "JACK Audio Connection Kit"  # PortAudio's own JACK host API
 # The child: a producer thread writes a 750 Hz sine (period 64 samples) into the ring,
 # AudioOutput plays it; the child reports lines "NAME {json}" and obeys stdin lines.
 CHILD = r"""
-import json, os, sys, threading, time
+import ctypes, json, os, sys, threading, time
 import numpy as np
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.audio_out import AudioOutput
@@ -76,6 +76,17 @@ for line in sys.stdin:
         f0, t1 = out.frames_played, time.monotonic()
         time.sleep(float(command[1]))
         report("PLAYED", ok=ok, rate=(out.frames_played - f0) / (time.monotonic() - t1))
+    elif command[0] == "stall":  # from now on, hold the GIL for MS every PERIOD ms
+        # A PyDLL call keeps the GIL for its whole length, as a long C call would.
+        usleep = ctypes.PyDLL(None).usleep
+        hold_us, period_s = int(float(command[1]) * 1000), float(command[2]) / 1000
+
+        def stall():
+            while not stop.is_set():
+                usleep(hold_us)
+                time.sleep(period_s)
+        threading.Thread(target=stall, daemon=True).start()
+        report("STALLING")
     elif command[0] == "clock":  # when do the oldest and newest queued samples play?
         now = time.monotonic()
         report("CLOCK", now=now, playing_now=out.play_time(ring.total_read),
@@ -179,6 +190,38 @@ def test_plays_the_ring_at_the_paced_rate_and_is_heard(jack_server, device, chan
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def _underflows_while_stalled(server, device, channels):
+    child = _child(server, device, channels)
+    try:
+        read_until(child, "STARTED", 30)
+        _say(child, "play 0.5 10")
+        started = _report(read_until(child, "PLAYED", 30), "PLAYED")
+        assert started["ok"], started
+        _say(child, "stall 7 13")
+        read_until(child, "STALLING", 10)
+        _say(child, "play 4 10")
+        played = _report(read_until(child, "PLAYED", 30), "PLAYED")
+        _finish(child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return played["feed"], played["underflows"] - started["underflows"], played["rate"]
+
+
+@pytest.mark.slow
+def test_blocking_feed_rides_out_gil_stalls_that_break_a_callback(jack_server):
+    # Another thread holds the GIL for 7 ms at a time: longer than a 256-frame period
+    # (5.3 ms), shorter than the blocking feed's two blocks of slack (10.7 ms).
+    feed, blocking, rate = _underflows_while_stalled(jack_server, ALSA_JACK, 1)
+    assert feed == "blocking"
+    assert 0.75 * 48000 < rate < 1.25 * 48000
+    feed, callback, _ = _underflows_while_stalled(jack_server, JACK_DIRECT, 2)
+    assert feed == "callback"
+    # The stall is real: the callback, which needs the GIL every period, is late often.
+    assert callback >= 20, callback
+    assert blocking <= 2 and blocking * 10 <= callback, (blocking, callback)
 
 
 @pytest.mark.slow
