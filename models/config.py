@@ -39,6 +39,7 @@ class ModelConfig:
     noise_block: int = 4          # band-rate samples per noise filter update
     pqmf_taps_per_band: int = 8
     dilations: List[int] = field(default_factory=lambda: [1, 3, 9])
+    harmonics: int = 0            # sines at f0 and its multiples added to the output (needs f0)
 
     @property
     def hop(self) -> int:
@@ -223,6 +224,9 @@ def _check(cfg: Config, path: Path) -> None:
     if unknown or not m.attributes or len(set(m.attributes)) != len(m.attributes):
         raise bad("model.attributes", f"must be distinct names from {', '.join(ATTRIBUTES)}; "
                   f"got {m.attributes}")
+    if m.harmonics < 0 or (m.harmonics and "f0" not in m.attributes):
+        raise bad("model.harmonics", "must be 0, or > 0 with f0 among the attributes; "
+                  f"got {m.harmonics}")
     if t.chunk % m.hop:
         raise bad("training.chunk", f"must be a multiple of the hop ({m.hop} samples), "
                   f"got {t.chunk}")

@@ -38,10 +38,11 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     data = write_dataset(root / "data", _sines(24, 4096, 0), SR, [f"s{i}" for i in range(24)])
     torch.set_num_threads(1)
-    # f0 among the attributes: its log-scale normalisation is baked into the graph too.
+    # f0 among the attributes: its log-scale normalisation is baked into the graph too,
+    # and so is the harmonic source that plays it (its phase is a streamed state).
     config = root / "tiny-f0.toml"
     config.write_text('extends = "tiny"\n[model]\nattributes = ["rms", "centroid", '
-                      '"bandwidth", "sharpness", "boominess", "f0"]\n')
+                      '"bandwidth", "sharpness", "boominess", "f0"]\nharmonics = 4\n')
     train(str(config), str(data), str(root / "run"), steps=12, progress=False)
     return root
 

@@ -3,11 +3,13 @@ import pytest
 import torch
 from neurorave.firmware.errors import UserError
 from neurorave.models.config import builtin_names, load_config
+from neurorave.models.nets.decoder import HarmonicSource
 from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis
 from neurorave.models.nets.streaming import cache_specs, init_caches, stream
 from neurorave.models.training.module import build_nets
 
-STREAMED = ["tiny", "small", "lowlatency", pytest.param("base", marks=pytest.mark.slow)]
+STREAMED = ["tiny", "small", "lowlatency", "gm-notes-harmonic",
+            pytest.param("base", marks=pytest.mark.slow)]
 
 
 # Tiny nets run faster on one thread, and the machine is shared.
@@ -73,7 +75,7 @@ def test_shapes_per_config(nets, name):
             assert all(f[-1].shape[0] == 2 for f in feats)
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency"])
+@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency", "gm-notes-harmonic"])
 def test_decoder_is_causal(nets, name):
     """Changing z or the attributes at frame t never changes output samples before t * hop."""
     cfg, built = nets[name]
@@ -219,3 +221,35 @@ def test_config_round_trips_through_a_run_json(tmp_path):
     cfg = load_config("small-crave")
     save_config(cfg, tmp_path / "config.json")
     assert load_config(tmp_path / "config.json") == cfg
+
+
+def test_harmonic_source_plays_the_f0_it_is_given_across_streamed_frames():
+    # One audible partial (the fundamental): its pitch is f0, whatever the frame split.
+    rate, hop, bands, frames = 16000, 256, 8, 32
+    source = HarmonicSource(4, 3, rate, hop, bands)
+    with torch.no_grad():
+        source.amplitudes.conv.weight.zero_()
+        source.amplitudes.conv.bias.copy_(torch.tensor([10.0, -50.0, -50.0]))
+    hidden = torch.zeros(1, 4, frames * hop // bands)
+    for f0 in (110.0, 261.63, 1000.0):
+        f0s = torch.full((1, frames), f0)
+        with torch.no_grad():
+            offline = source(hidden, f0s)[0, 0]
+            caches = init_caches(source, 1)
+            parts = []
+            for f in range(frames):
+                with stream(source, caches) as ctx:
+                    parts.append(source(hidden[..., f * hop // bands:(f + 1) * hop // bands],
+                                        f0s[:, f:f + 1]))
+                caches = ctx.new_caches
+        streamed = torch.cat(parts, dim=-1)[0, 0]
+        assert float((streamed - offline).abs().max()) < 1e-3
+        spectrum = torch.fft.rfft(offline * torch.hann_window(offline.numel()))
+        peak = float(torch.argmax(spectrum.abs())) * rate / offline.numel()
+        assert abs(peak - f0) < rate / offline.numel(), (peak, f0)
+        assert float(offline.abs().max()) == pytest.approx(1.0, abs=0.01)
+    # A partial at or above Nyquist is muted, not folded back.
+    with torch.no_grad():
+        source.amplitudes.conv.bias.copy_(torch.tensor([-50.0, -50.0, 10.0]))
+        high = source(hidden, torch.full((1, frames), 3000.0))  # 3rd partial at 9 kHz
+    assert float(high.abs().max()) < 1e-6

@@ -4,8 +4,10 @@ z [B, latent, F] and the normalised attribute curves [B, A, F] are concatenated 
 channels at the latent rate, then upsampled by causal sub-pixel convolutions with
 residual stacks to the PQMF band rate. Three heads per band: a waveform (tanh), an
 amplitude (sigmoid) multiplying it, and a filtered-noise branch; the PQMF synthesis
-merges the bands. Output frame t depends on z and attributes up to frame t only:
-zero look-ahead, streams one latent frame per call.
+merges the bands. With `harmonics` > 0 (and f0 among the attributes), a fourth head
+adds sines at f0 and its multiples at the audio rate (DDSP's harmonic oscillator).
+Output frame t depends on z and attributes up to frame t only: zero look-ahead,
+streams one latent frame per call.
 
 The noise is an explicit input (white noise at the band rate, [B, bands, F * hop / bands]):
 training draws it, an exported graph can take it from the device's own generator.
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from neurorave.models.nets.causal import CausalConv1d, CausalUpsample, ResidualStack
 from neurorave.models.nets.pqmf import PQMFSynthesis
-from neurorave.models.nets.streaming import CausalPad
+from neurorave.models.nets.streaming import CausalPad, StateCell
 from torch import nn
 
 
@@ -58,10 +60,59 @@ class FilteredNoise(nn.Module):
         return out
 
 
+class HarmonicSource(nn.Module):
+    """Sines at f0 and its first `harmonics` multiples, each with an amplitude the net
+    predicts at the band rate: pitch by construction, so 1 V/oct plays in tune long
+    before a waveform head alone would learn to follow f0.
+
+    f0 [B, F] in Hz holds for its latent frame. The phase runs on from call to call in
+    a `StateCell` (in cycles, kept in [0, 1)), so streaming equals the offline run.
+    Harmonics at or above Nyquist are muted.
+    """
+
+    def __init__(self, in_channels: int, harmonics: int, sample_rate: int, hop: int,
+                 bands: int):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.hop = hop
+        self.bands = bands
+        self.amplitudes = CausalConv1d(in_channels, harmonics, 3)
+        self.register_buffer("multiples", torch.arange(1, harmonics + 1,
+                                                       dtype=torch.float32)[None, :, None],
+                             persistent=False)
+        self.phase = StateCell(1)
+
+    def forward(self, hidden: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
+        b, frames = f0_hz.shape
+        amps = torch.sigmoid(self.amplitudes(hidden) - 5.0)  # start quiet
+        amps = amps.repeat_interleave(self.bands, dim=2)  # [B, H, N] at the audio rate
+        # Phases in cycles, wrapped per frame so float32 stays exact over long signals:
+        # each frame starts where the last ended, and f0 holds within a frame.
+        step = f0_hz / self.sample_rate  # cycles per sample [B, F]
+        advance = self.hop * step
+        advance = advance - torch.floor(advance)
+        prev = self.phase.read(hidden)[:, 0, :]  # [B, 1]
+        ends = prev + torch.cumsum(advance, dim=1)
+        starts = ends - advance
+        last = ends[:, -1:]
+        self.phase.write((last - torch.floor(last))[:, None, :])
+        k = self.multiples  # [1, H, 1]
+        start = k * starts[:, None, :]  # [B, H, F]
+        start = (start - torch.floor(start))[..., None]
+        n = torch.arange(1, self.hop + 1, dtype=hidden.dtype, device=hidden.device)
+        partials = start + (k * step[:, None, :])[..., None] * n  # [B, H, F, hop]
+        partials = partials.reshape(b, k.shape[1], frames * self.hop)
+        audible = (k * f0_hz[:, None, :] < self.sample_rate / 2).to(amps.dtype)
+        audible = audible.repeat_interleave(self.hop, dim=2)
+        return (amps * audible * torch.sin(2 * torch.pi * partials)).sum(1, keepdim=True)
+
+
 class Decoder(nn.Module):
     def __init__(self, bands: int, ratios: Sequence[int], capacity: int, latent_size: int,
                  n_attributes: int, noise_bins: int = 5, noise_block: int = 4,
-                 pqmf_taps_per_band: int = 8, dilations: Sequence[int] = (1, 3, 9)):
+                 pqmf_taps_per_band: int = 8, dilations: Sequence[int] = (1, 3, 9),
+                 harmonics: int = 0, f0_index: Optional[int] = None,
+                 sample_rate: int = 16000):
         super().__init__()
         self.bands = bands
         self.ratios = list(ratios)
@@ -83,6 +134,25 @@ class Decoder(nn.Module):
         self.amplitude = CausalConv1d(channels, bands, 3)
         self.noise = FilteredNoise(channels, bands, noise_bins, noise_block)
         self.pqmf = PQMFSynthesis(bands, pqmf_taps_per_band)
+        self.harmonic: Optional[HarmonicSource] = None
+        self.f0_index = f0_index
+        if harmonics:
+            if f0_index is None:
+                raise ValueError("a harmonic source needs the f0 attribute")
+            self.harmonic = HarmonicSource(channels, harmonics, sample_rate, self.hop, bands)
+            # log(Hz) at -1 and +1 of the f0 input: the dataset's range, set by
+            # `set_f0_range` and saved with the weights.
+            self.register_buffer("f0_log_range", torch.tensor([np.log(50.0), np.log(2000.0)],
+                                                              dtype=torch.float32))
+
+    def set_f0_range(self, log_lo: float, log_hi: float) -> None:
+        if self.harmonic is not None:
+            self.f0_log_range.copy_(torch.tensor([log_lo, log_hi]))
+
+    def f0_hz(self, attributes: torch.Tensor) -> torch.Tensor:
+        """The f0 input [-1, 1] back to Hz [B, F] (the inverse of the log scaling)."""
+        lo, hi = self.f0_log_range[0], self.f0_log_range[1]
+        return torch.exp(lo + (attributes[:, self.f0_index] + 1) * 0.5 * (hi - lo))
 
     def noise_shape(self, batch: int, frames: int):
         return (batch, self.bands, frames * self.hop // self.bands)
@@ -96,4 +166,7 @@ class Decoder(nn.Module):
                                device=z.device, dtype=hidden.dtype) * 2 - 1
         bands = (torch.tanh(self.waveform(hidden)) * torch.sigmoid(self.amplitude(hidden))
                  + self.noise(hidden, noise))
-        return self.pqmf(bands)
+        audio = self.pqmf(bands)
+        if self.harmonic is not None:
+            audio = audio + self.harmonic(hidden, self.f0_hz(attributes))
+        return audio

@@ -45,6 +45,24 @@ class CausalPad(nn.Module):
         return f"channels={self.channels}, size={self.size}"
 
 
+class StateCell(CausalPad):
+    """A value carried from one streaming call to the next ([B, channels, 1]); zeros
+    offline, at the start of a signal and after a reset (a phase, for instance)."""
+
+    def __init__(self, channels: int = 1):
+        super().__init__(channels, 1)
+
+    def read(self, like: torch.Tensor) -> torch.Tensor:
+        ctx = self._stream
+        if ctx is None:
+            return like.new_zeros(like.shape[0], self.channels, 1)
+        return ctx.take(self)
+
+    def write(self, value: torch.Tensor) -> None:
+        if self._stream is not None:
+            self._stream.put(self, value)
+
+
 def causal_pads(module: nn.Module) -> List[Tuple[str, CausalPad]]:
     """The module's pads that hold state (size > 0), in the fixed cache order."""
     return [(name, m) for name, m in module.named_modules()

@@ -30,7 +30,7 @@ from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
-from neurorave.models.training.stats import log_mask, normalise_curves, stats_tensors
+from neurorave.models.training.stats import log_mask, log_range, normalise_curves, stats_tensors
 
 
 def ramp(step: int, delay: int, length: int) -> float:
@@ -46,7 +46,9 @@ def build_nets(cfg: Config) -> Dict[str, torch.nn.Module]:
     return {
         "encoder": Encoder(m.bands, m.ratios, m.capacity, m.latent_size, m.pqmf_taps_per_band),
         "decoder": Decoder(m.bands, m.ratios, m.capacity, m.latent_size, n_attr, m.noise_bins,
-                           m.noise_block, m.pqmf_taps_per_band, m.dilations),
+                           m.noise_block, m.pqmf_taps_per_band, m.dilations, m.harmonics,
+                           m.attributes.index("f0") if "f0" in m.attributes else None,
+                           m.sample_rate),
         "latent_discriminator": LatentDiscriminator(m.latent_size, n_attr, f.hidden,
                                                     LATENT_BINS, f.layers),
         "discriminator": CombinedDiscriminator(d.scales, d.periods, d.capacity, d.layers),
@@ -77,6 +79,9 @@ class FaderRave(pl.LightningModule):
             self.register_buffer(name, value)
         # Derived from the config, so not saved: weights of older runs still load.
         self.register_buffer("attr_log", log_mask(cfg.model.attributes), persistent=False)
+        if "f0" in cfg.model.attributes:
+            i = cfg.model.attributes.index("f0")
+            self.decoder.set_f0_range(*log_range(self.attr_min[i], self.attr_max[i]))
         self.completed_steps = 0
         self.last_metrics: Dict[str, Any] = {}  # the latest step's losses (detached)
         self._val_outputs: List[Dict[str, torch.Tensor]] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -91,6 +91,12 @@ LOG_FLOOR_HZ = F0_MIN_HZ
 
 def log_mask(names: Sequence[str]) -> torch.Tensor:
     return torch.tensor([n in LOG_ATTRIBUTES for n in names], dtype=torch.bool)
+
+
+def log_range(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[float, float]:
+    """log(Hz) at -1 and +1 of a log-scaled input (what `normalise_curves` maps there)."""
+    return (float(np.log(max(float(lo), LOG_FLOOR_HZ))),
+            float(np.log(max(float(hi), LOG_FLOOR_HZ))))
 
 
 def normalise_curves(raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
