@@ -8,7 +8,11 @@ OLED is redrawn at up to 30 fps), for `--seconds` while another process keeps a 
 busy. Figures come from the daemon's own stats file.
 
     .venv/bin/python benchmarks/bench_daemon.py [--bundle DIR] [--seconds 60] [--no-load]
-        [--json]
+        [--audio-device "jack, ALSA"] [--json]
+
+The daemon plays through ALSA's jack plugin by default (the ALSA path the module uses,
+fed by blocking writes); `--audio-device "JACK Audio Connection Kit"` takes PortAudio's
+own JACK host API (fed by a callback) instead.
 
 Without --bundle, an untrained `small` bundle is made once (speed does not depend on
 the weights) under ~/.cache/neurorave/bench/small.
