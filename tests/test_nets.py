@@ -8,7 +8,7 @@ from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis
 from neurorave.models.nets.streaming import cache_specs, init_caches, stream
 from neurorave.models.training.module import build_nets
 
-STREAMED = ["tiny", "small", "lowlatency", "gm-notes-harmonic",
+STREAMED = ["tiny", "small", "lowlatency", "gm-notes",
             pytest.param("base", marks=pytest.mark.slow)]
 
 
@@ -75,7 +75,7 @@ def test_shapes_per_config(nets, name):
             assert all(f[-1].shape[0] == 2 for f in feats)
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency", "gm-notes-harmonic"])
+@pytest.mark.parametrize("name", ["tiny", "small", "lowlatency", "gm-notes"])
 def test_decoder_is_causal(nets, name):
     """Changing z or the attributes at frame t never changes output samples before t * hop."""
     cfg, built = nets[name]
