@@ -91,7 +91,7 @@ class AudioOutput:
         self.channels = int(channels)
         self.blocksize = int(blocksize)
         self.latency = latency  # callback streams; blocking ones ask for the slack
-        self.slack_blocks = max(int(slack_blocks), 2)
+        self.slack_blocks = max(int(slack_blocks), 2)  # one playing, one waiting
         self.stall_timeout_s = stall_timeout_s
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
@@ -346,7 +346,7 @@ class AudioOutput:
             elif self._finished.is_set():
                 reason = "stream finished"
             elif now - last_progress > allowance:
-                reason = f"no callback for {now - last_progress:.1f} s"
+                reason = f"no block taken for {now - last_progress:.1f} s"
             if reason:
                 self.losses += 1
                 self.last_error = f"audio device lost ({reason})"

@@ -205,6 +205,9 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text('extends = "tiny"\n[model]\nattributes = ["rms", "loudness"]\n')
     with pytest.raises(UserError, match=r"'model.attributes'"):
         load_config(bad)
+    bad.write_text('extends = "tiny"\n[model]\nharmonics = 8\n')  # tiny has no f0
+    with pytest.raises(UserError, match=r"'model.harmonics' must be 0, or > 0 with f0"):
+        load_config(bad)
     bad.write_text('extends = "tiny-crave"\n[fader]\nweight = 0.3\n')
     with pytest.raises(UserError, match=r"'fader.weight' must be 0 for a C-RAVE"):
         load_config(bad)
