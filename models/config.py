@@ -82,6 +82,10 @@ class TrainingConfig:
     stft_scales: List[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128])
     feature_matching: float = 10.0
     adversarial_weight: float = 1.0
+    control_weight: float = 0.0   # the control loss (models/training/control.py); 0: off
+    control_start: int = 0        # the step from which the control loss applies
+    encoder_steps: int = 0        # > 0: the encoder (and the fader) stop learning at this step;
+    #                               0: the encoder learns until adversarial_start
     checkpoint_every: int = 10_000
     log_every: int = 100
     validate_every: int = 5_000
@@ -234,6 +238,13 @@ def _check(cfg: Config, path: Path) -> None:
         raise bad("training.stft_scales", "must be powers of two >= 8")
     if max(t.stft_scales) > t.chunk:
         raise bad("training.stft_scales", f"the largest window exceeds the chunk ({t.chunk})")
+    for key, value in (("training.control_weight", t.control_weight),
+                       ("training.control_start", t.control_start),
+                       ("training.encoder_steps", t.encoder_steps)):
+        if value < 0:
+            raise bad(key, f"must be >= 0, got {value}")
+    if t.control_weight > 0 and all(a == "f0" for a in m.attributes):
+        raise bad("training.control_weight", "needs an attribute other than f0 to control")
     if t.cpu_threads < 0:
         raise bad("training.cpu_threads", f"must be >= 0, got {t.cpu_threads}")
     if t.precision not in ("auto", "32-true", "bf16-mixed", "16-mixed"):

@@ -47,6 +47,13 @@ def _prepare(audio: torch.Tensor, sr: int, hop: int, dtype: torch.dtype
     return torch.nn.functional.pad(x, (left, right)), n_fft, n_frames
 
 
+def _sqrt(x: torch.Tensor) -> torch.Tensor:
+    """sqrt with a finite gradient at 0 (the control loss differentiates the curves)."""
+    x = x.clamp_min(0.0)
+    live = x > 0
+    return torch.where(live, torch.where(live, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+
+
 def _spectral(frames: torch.Tensor, tab: Dict[str, torch.Tensor], wanted: set,
               out: Dict[str, torch.Tensor], sl: slice) -> None:
     mag = torch.fft.rfft(frames * tab["window"], dim=-1).abs()
@@ -60,7 +67,7 @@ def _spectral(frames: torch.Tensor, tab: Dict[str, torch.Tensor], wanted: set,
         out["centroid"][:, sl] = torch.where(live, centroid, zero)
     if "bandwidth" in wanted:
         spread = (mag * (freqs - centroid[..., None]) ** 2).sum(-1) / safe
-        out["bandwidth"][:, sl] = torch.where(live, spread.clamp_min(0).sqrt(), zero)
+        out["bandwidth"][:, sl] = torch.where(live, _sqrt(spread), zero)
     if "sharpness" in wanted or "boominess" in wanted:
         band_ms = (mag * mag) @ tab["bands"]
         level = 10.0 * torch.log10(band_ms.clamp_min(1e-20) / 0.5) + core.FULL_SCALE_SINE_DB
@@ -157,7 +164,7 @@ def compute_batch(audio: torch.Tensor, sr: int, hop: int,
             sl = slice(start, min(n_frames, start + block))
             frames = frames_all[:, sl]
             if "rms" in wanted:
-                out["rms"][:, sl] = (frames ** 2).mean(-1).sqrt()
+                out["rms"][:, sl] = _sqrt((frames ** 2).mean(-1))
             if spectral:
                 _spectral(frames, tab, spectral, out, sl)
             if "f0" in wanted:

@@ -48,3 +48,23 @@ def test_the_recipe_builds_trains_exports_installs_and_resumes(tmp_path):
     assert all("CPU" in s["hardware"] for s in sessions)
     assert summary["prior"]["steps"] == 3 and len(summary["stages"]["prior"]) == 2
     assert load_bundle(str(installed)).meta != bundle.meta  # new weights, new hashes
+
+
+def test_the_prior_stays_valid_while_only_the_decoder_trains(tmp_path):
+    import importlib.util
+
+    from neurorave.models.config import load_config, save_config
+    spec = importlib.util.spec_from_file_location("pretrained", os.path.join(ROOT, "tools",
+                                                                             "pretrained.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    cfg = load_config("tiny")
+    cfg.training.adversarial_start = 50
+    for encoder_steps, saved, expected in ((0, 30, 30), (0, 70, 50), (20, 30, 20), (20, 10, 10)):
+        cfg.training.encoder_steps = encoder_steps
+        save_config(cfg, run / "config.json")
+        (run / "weights" / f"step-{saved:08d}.pt").touch()
+        assert recipe.encoder_step(run) == expected, (encoder_steps, saved)
+        (run / "weights" / f"step-{saved:08d}.pt").unlink()

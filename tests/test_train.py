@@ -268,3 +268,41 @@ def test_f0_is_normalised_on_a_log_scale_and_the_rest_linearly():
     octave = out[1, 2:] - out[1, 1:-1]
     assert torch.allclose(octave, octave[0].expand(3), atol=1e-6) and octave[0] > 0
     assert out[1, 0] == -1.0 and out[1, -1] < 1.0  # unvoiced 0 Hz sits at the floor
+
+
+def test_control_loss_from_its_step_and_a_frozen_encoder_from_encoder_steps(data, tmp_path):
+    rec = Recorder()
+    config = _config(tmp_path, training={"control_weight": 2.0, "control_start": 2,
+                                         "encoder_steps": 3, "checkpoint_every": 3})
+    run = tmp_path / "run"
+    train(config, str(data), str(run), steps=6, progress=False, callbacks=[rec])
+    assert all("loss/control" not in m for m in rec.metrics[:2])
+    control = [m["loss/control"] for m in rec.metrics[2:]]
+    assert len(control) == 4 and all(np.isfinite(control)) and all(c > 0 for c in control)
+    # The encoder and the fader learn until step 3, the decoder goes on.
+    assert "latent/accuracy" in rec.metrics[2] and "latent/accuracy" not in rec.metrics[3]
+    at3 = torch.load(run / "weights" / "step-00000003.pt", weights_only=True)
+    at6 = torch.load(run / "weights" / "step-00000006.pt", weights_only=True)
+    for key in at3:
+        if key.startswith(("encoder.", "latent_discriminator.")):
+            assert torch.equal(at3[key], at6[key]), key
+    assert any(not torch.equal(at3[k], at6[k]) for k in at3 if k.startswith("decoder."))
+    # A resumed run past encoder_steps keeps the encoder frozen.
+    train(config, str(data), str(run), steps=8, resume=True, progress=False)
+    at8 = torch.load(run / "weights" / "step-00000008.pt", weights_only=True)
+    assert all(torch.equal(at3[k], at8[k]) for k in at3 if k.startswith("encoder."))
+
+
+def test_control_config_is_checked(tmp_path):
+    from neurorave.firmware.errors import UserError
+    from neurorave.models.config import load_config
+    for training, why in (({"control_weight": -1.0}, "training.control_weight"),
+                          ({"encoder_steps": -5}, "training.encoder_steps")):
+        path = _config(tmp_path, training=training)
+        with pytest.raises(UserError, match=why):
+            load_config(path)
+    path = tmp_path / "only_f0.toml"
+    path.write_text('extends = "tiny"\n[model]\nattributes = ["f0"]\n'
+                    '[training]\ncontrol_weight = 1.0\n')
+    with pytest.raises(UserError, match="other than f0"):
+        load_config(path)

@@ -116,10 +116,11 @@ class Recipe:
 
     def prior(self, name: str) -> None:
         run, prior = self.run_dir(name), self.run_dir(name + "-prior")
-        source_step = trained_steps(run)
+        source_step = encoder_step(run)
         stamp = prior / "source-step.txt"
         if prior.exists() and (not stamp.exists() or stamp.read_text().strip() != str(source_step)):
-            say(f"{name}: the F-RAVE run moved on to step {source_step}; the prior starts over")
+            say(f"{name}: the F-RAVE run's encoder moved on to step {source_step}; the prior "
+                "starts over")
             shutil.rmtree(prior)
         target = self.args.prior_steps or prior_config_steps()
         done = prior_steps(prior)
@@ -234,6 +235,17 @@ def trained_steps(run: Path) -> int:
     """The newest saved step of a training run (0 for none)."""
     steps = [int(p.stem.split("-")[1]) for p in (run / "weights").glob("step-*.pt")]
     return max(steps, default=0)
+
+
+def encoder_step(run: Path) -> int:
+    """The step of the run's encoder: the prior (trained on its latents) stays valid while
+    the decoder alone trains on (training.encoder_steps, or phase 2)."""
+    from neurorave.models.config import load_config
+
+    done = trained_steps(run)
+    t = load_config(run / "config.json").training
+    frozen = [s for s in (t.encoder_steps, t.adversarial_start) if s > 0]
+    return min([done] + frozen)
 
 
 def prior_steps(prior: Path) -> int:

@@ -4,6 +4,10 @@ Phase 1 (steps < training.adversarial_start): encoder + decoder learn to reconst
 (multi-scale STFT) with a KL term whose weight ramps up; the latent discriminator
 learns to guess each attribute's quantile bin from z (cross-entropy), and in F-RAVE
 the encoder loss subtracts lambda * CE, lambda ramping from zero after a delay.
+From training.encoder_steps (when set) the encoder and the fader stop learning
+and the decoder goes on alone. The control loss (training/control.py), from
+training.control_start, teaches the decoder to follow attribute curves that do not
+come with the item's z.
 Phase 2: the encoder is frozen; multi-scale + multi-period critics (hinge loss) and
 feature matching fine-tune the decoder, the STFT loss still applies.
 
@@ -30,6 +34,7 @@ from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
+from neurorave.models.training.control import control_loss, controlled
 from neurorave.models.training.stats import log_mask, log_range, normalise_curves, stats_tensors
 
 
@@ -82,6 +87,7 @@ class FaderRave(pl.LightningModule):
         if "f0" in cfg.model.attributes:
             i = cfg.model.attributes.index("f0")
             self.decoder.set_f0_range(*log_range(self.attr_min[i], self.attr_max[i]))
+        self.controlled = controlled(cfg.model.attributes)  # what the control loss measures
         self.completed_steps = 0
         self.last_metrics: Dict[str, Any] = {}  # the latest step's losses (detached)
         self._val_outputs: List[Dict[str, torch.Tensor]] = []
@@ -148,28 +154,42 @@ class FaderRave(pl.LightningModule):
         frames = attrs.shape[-1]
         logs: Dict[str, float] = {}
         if step < t.adversarial_start:
-            mean, scale = self.encoder(audio)
-            z, kl = reparametrize(mean, scale, gen)
+            learning = not self.encoder_done(step)
+            if learning:
+                mean, scale = self.encoder(audio)
+                z, kl = reparametrize(mean, scale, gen)
+            else:
+                if self.encoder.training:
+                    self.freeze_encoder()
+                with torch.no_grad():
+                    mean, scale = self.encoder(audio)
+                    z, kl = reparametrize(mean, scale, gen)
             y = self.decoder(z, attrs, self._noise(audio.shape[0], frames, gen))
             rec = self.stft_loss(audio, y)
-            beta = t.kl_beta * ramp(step, t.kl_delay, t.kl_ramp)
-            lam = f.weight * ramp(step, f.delay, f.ramp)
-            loss = rec + beta * kl
-            if lam > 0:
-                ce_encoder, _ = latent_cross_entropy(self.latent_discriminator(mean), targets)
-                loss = loss - lam * ce_encoder
+            loss = rec
+            if learning:
+                beta = t.kl_beta * ramp(step, t.kl_delay, t.kl_ramp)
+                lam = f.weight * ramp(step, f.delay, f.ramp)
+                loss = loss + beta * kl
+                if lam > 0:
+                    ce_encoder, _ = latent_cross_entropy(self.latent_discriminator(mean),
+                                                         targets)
+                    loss = loss - lam * ce_encoder
+                logs.update({"weight/kl_beta": beta, "weight/fader_lambda": lam})
+            loss = loss + self._control_term(step, z.detach(), attrs, gen, logs)
             opt_gen.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt_gen.step()
-            ce, accuracy = latent_cross_entropy(self.latent_discriminator(mean.detach()), targets)
-            opt_latent.zero_grad(set_to_none=True)
-            self.manual_backward(ce)
-            opt_latent.step()
-            logs.update({"loss/generator": loss, "loss/kl": kl, "weight/kl_beta": beta,
-                         "weight/fader_lambda": lam, "latent/cross_entropy": ce,
-                         "latent/accuracy": accuracy.mean()})
-            logs.update({f"latent/accuracy_{a}": accuracy[i]
-                         for i, a in enumerate(self.cfg.model.attributes)})
+            if learning:
+                ce, accuracy = latent_cross_entropy(self.latent_discriminator(mean.detach()),
+                                                    targets)
+                opt_latent.zero_grad(set_to_none=True)
+                self.manual_backward(ce)
+                opt_latent.step()
+                logs.update({"latent/cross_entropy": ce, "latent/accuracy": accuracy.mean()})
+                logs.update({f"latent/accuracy_{a}": accuracy[i]
+                             for i, a in enumerate(self.cfg.model.attributes)})
+            logs.update({"loss/generator": loss, "loss/kl": kl})
         else:
             if self.encoder.training:
                 self.freeze_encoder()
@@ -187,6 +207,7 @@ class FaderRave(pl.LightningModule):
             adv = hinge_generator_loss(fake)
             fm = feature_matching_loss(real, fake)
             loss = rec + t.adversarial_weight * adv + t.feature_matching * fm
+            loss = loss + self._control_term(step, z, attrs, gen, logs)
             opt_gen.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt_gen.step()
@@ -205,8 +226,36 @@ class FaderRave(pl.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_start(self) -> None:
-        if self.completed_steps >= self.cfg.training.adversarial_start:
+        if self.completed_steps >= self.cfg.training.adversarial_start or \
+                self.encoder_done(self.completed_steps):
             self.freeze_encoder()
+
+    def encoder_done(self, step: int) -> bool:
+        """Whether the encoder has stopped learning before phase 2 (training.encoder_steps)."""
+        return 0 < self.cfg.training.encoder_steps <= step
+
+    def _control_term(self, step: int, z: torch.Tensor, attrs: torch.Tensor,
+                      gen: torch.Generator, logs: Dict[str, Any]) -> torch.Tensor:
+        """control_weight x the control loss once it applies (else 0); z comes detached, so
+        only the decoder learns from it."""
+        t = self.cfg.training
+        if t.control_weight <= 0 or step < t.control_start:
+            return torch.zeros((), device=self.device)
+        which = self.controlled.to(self.device)
+        m = self.cfg.model
+        names = [m.attributes[i] for i in which.tolist()]
+        lo, hi, log = self.attr_min[which], self.attr_max[which], self.attr_log[which]
+
+        def decode(curves: torch.Tensor) -> torch.Tensor:
+            return self.decoder(z, curves, self._noise(z.shape[0], curves.shape[-1], gen))[:, 0]
+
+        def describe(audio: torch.Tensor) -> torch.Tensor:
+            raw = compute_batch(audio, m.sample_rate, m.hop, names, dtype=torch.float32)
+            return normalise_curves(raw, lo, hi, log)
+
+        control = control_loss(decode, describe, attrs, which, gen)
+        logs["loss/control"] = control
+        return t.control_weight * control
 
     def freeze_encoder(self) -> None:
         self.encoder.eval()
