@@ -40,6 +40,7 @@ class ModelConfig:
     pqmf_taps_per_band: int = 8
     dilations: List[int] = field(default_factory=lambda: [1, 3, 9])
     harmonics: int = 0            # sines at f0 and its multiples added to the output (needs f0)
+    level: bool = False           # each frame's RMS set to the rms input (needs rms): a VCA
 
     @property
     def hop(self) -> int:
@@ -231,6 +232,8 @@ def _check(cfg: Config, path: Path) -> None:
     if m.harmonics < 0 or (m.harmonics and "f0" not in m.attributes):
         raise bad("model.harmonics", "must be 0, or > 0 with f0 among the attributes; "
                   f"got {m.harmonics}")
+    if m.level and "rms" not in m.attributes:
+        raise bad("model.level", "needs rms among the attributes")
     if t.chunk % m.hop:
         raise bad("training.chunk", f"must be a multiple of the hop ({m.hop} samples), "
                   f"got {t.chunk}")

@@ -6,6 +6,8 @@ residual stacks to the PQMF band rate. Three heads per band: a waveform (tanh), 
 amplitude (sigmoid) multiplying it, and a filtered-noise branch; the PQMF synthesis
 merges the bands. With `harmonics` > 0 (and f0 among the attributes), a fourth head
 adds sines at f0 and its multiples at the audio rate (DDSP's harmonic oscillator).
+With a level stage (rms among the attributes), each frame's energy is then set to the
+rms asked for: the rms input works as a VCA.
 Output frame t depends on z and attributes up to frame t only: zero look-ahead,
 streams one latent frame per call.
 
@@ -107,12 +109,47 @@ class HarmonicSource(nn.Module):
         return (amps * audible * torch.sin(2 * torch.pi * partials)).sum(1, keepdim=True)
 
 
+class LevelStage(nn.Module):
+    """Sets each latent frame's RMS to the rms attribute: the decoder shapes the sound,
+    this stage gives it the level asked for, so the rms control (and a prior's rms)
+    is heard at its value. Without it the multi-scale STFT loss, mostly a log-magnitude
+    distance, left the output about 9 dB below its input, and z, not the rms input,
+    decided how loud a note was.
+
+    The gain (asked / measured, at most MAX_GAIN) glides linearly from the previous
+    frame's over each frame, so a level change is a ramp, not a step; the previous gain
+    is a `StateCell` (zero after a reset: a stream fades in over its first frame).
+    """
+
+    MAX_GAIN = 100.0   # +40 dB: a near-silent frame asked to be loud is not blown up
+    FLOOR = 1e-4       # RMS under -80 dBFS counts as -80 dBFS
+
+    def __init__(self, hop: int):
+        super().__init__()
+        self.hop = hop
+        self.gain = StateCell(1)
+        self.register_buffer("ramp", torch.arange(1, hop + 1, dtype=torch.float32) / hop,
+                             persistent=False)
+
+    def forward(self, audio: torch.Tensor, rms: torch.Tensor) -> torch.Tensor:
+        """audio [B, 1, F * hop], rms [B, F] (linear) -> audio at that level."""
+        b, frames = rms.shape
+        x = audio.reshape(b, frames, self.hop)
+        measured = torch.sqrt(x.pow(2).mean(-1) + self.FLOOR ** 2)
+        gain = torch.clamp(rms.clamp_min(0.0) / measured, max=self.MAX_GAIN)
+        prev = self.gain.read(audio)[:, 0, :]  # [B, 1]
+        before = torch.cat([prev, gain[:, :-1]], dim=1)
+        self.gain.write(gain[:, -1:][:, None, :])
+        glide = before[..., None] + (gain - before)[..., None] * self.ramp
+        return (x * glide).reshape(b, 1, frames * self.hop)
+
+
 class Decoder(nn.Module):
     def __init__(self, bands: int, ratios: Sequence[int], capacity: int, latent_size: int,
                  n_attributes: int, noise_bins: int = 5, noise_block: int = 4,
                  pqmf_taps_per_band: int = 8, dilations: Sequence[int] = (1, 3, 9),
                  harmonics: int = 0, f0_index: Optional[int] = None,
-                 sample_rate: int = 16000):
+                 sample_rate: int = 16000, rms_index: Optional[int] = None):
         super().__init__()
         self.bands = bands
         self.ratios = list(ratios)
@@ -145,6 +182,19 @@ class Decoder(nn.Module):
             self.register_buffer("f0_log_range", torch.tensor([np.log(50.0), np.log(2000.0)],
                                                               dtype=torch.float32))
 
+        # With `rms_index`, the level stage; the rms input's range in linear units comes
+        # from the run's stats (`set_rms_range`), like the f0 range, but is not saved:
+        # weights trained without the stage load into a decoder with it.
+        self.rms_index = rms_index
+        self.level: Optional[LevelStage] = None
+        if rms_index is not None:
+            self.level = LevelStage(self.hop)
+            self.register_buffer("rms_range", torch.tensor([0.0, 1.0]), persistent=False)
+
+    def set_rms_range(self, lo: float, hi: float) -> None:
+        if self.level is not None:
+            self.rms_range.copy_(torch.tensor([lo, hi]))
+
     def set_f0_range(self, log_lo: float, log_hi: float) -> None:
         if self.harmonic is not None:
             self.f0_log_range.copy_(torch.tensor([log_lo, log_hi]))
@@ -169,4 +219,7 @@ class Decoder(nn.Module):
         audio = self.pqmf(bands)
         if self.harmonic is not None:
             audio = audio + self.harmonic(hidden, self.f0_hz(attributes))
+        if self.level is not None:
+            lo, hi = self.rms_range[0], self.rms_range[1]
+            audio = self.level(audio, lo + (attributes[:, self.rms_index] + 1) * 0.5 * (hi - lo))
         return audio

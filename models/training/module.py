@@ -53,7 +53,7 @@ def build_nets(cfg: Config) -> Dict[str, torch.nn.Module]:
         "decoder": Decoder(m.bands, m.ratios, m.capacity, m.latent_size, n_attr, m.noise_bins,
                            m.noise_block, m.pqmf_taps_per_band, m.dilations, m.harmonics,
                            m.attributes.index("f0") if "f0" in m.attributes else None,
-                           m.sample_rate),
+                           m.sample_rate, m.attributes.index("rms") if m.level else None),
         "latent_discriminator": LatentDiscriminator(m.latent_size, n_attr, f.hidden,
                                                     LATENT_BINS, f.layers),
         "discriminator": CombinedDiscriminator(d.scales, d.periods, d.capacity, d.layers),
@@ -87,6 +87,9 @@ class FaderRave(pl.LightningModule):
         if "f0" in cfg.model.attributes:
             i = cfg.model.attributes.index("f0")
             self.decoder.set_f0_range(*log_range(self.attr_min[i], self.attr_max[i]))
+        if cfg.model.level:
+            i = cfg.model.attributes.index("rms")
+            self.decoder.set_rms_range(float(self.attr_min[i]), float(self.attr_max[i]))
         self.controlled = controlled(cfg.model.attributes)  # what the control loss measures
         self.completed_steps = 0
         self.last_metrics: Dict[str, Any] = {}  # the latest step's losses (detached)
