@@ -269,7 +269,7 @@ def test_level_stage_plays_each_frame_at_the_rms_asked_and_streams_like_offline(
     stage = LevelStage(hop)
     g = torch.Generator().manual_seed(0)
     audio = torch.randn(1, 1, frames * hop, generator=g) * 0.01  # -40 dBFS noise
-    asked = torch.tensor([[0.2] * 4 + [0.05] * 4 + [0.0] * 4])
+    asked = torch.tensor([[0.05] * 4 + [0.2] * 4 + [0.0] * 4])
     with torch.no_grad():
         out = stage(audio, asked)
         caches = init_caches(stage, 1)
@@ -280,14 +280,20 @@ def test_level_stage_plays_each_frame_at_the_rms_asked_and_streams_like_offline(
             caches = ctx.new_caches
     assert float((torch.cat(parts, -1) - out).abs().max()) < 1e-6
     rms = out.reshape(frames, hop).pow(2).mean(-1).sqrt()
-    # A held level is reached one frame after it is asked for (the gain glides over a frame).
-    assert float(rms[1:4].mean()) == pytest.approx(0.2, rel=0.15)
-    assert float(rms[5:8].mean()) == pytest.approx(0.05, rel=0.15)
-    assert float(rms[9:].max()) < 1e-6                  # rms 0: silence
+    # A held level is reached one frame after it is asked for (a rising gain glides).
+    assert float(rms[1:4].mean()) == pytest.approx(0.05, rel=0.15)
+    assert float(rms[5:8].mean()) == pytest.approx(0.2, rel=0.15)
+    assert float(rms[8:].max()) < 1e-6                  # rms 0: silence at once
     assert float(out[0, 0, :hop // 8].abs().max()) < float(out.abs().max()) / 4  # fades in
-    # The gain glides: no step at a frame boundary.
+    # The rising gain glides: no step at the frame boundary.
     edge = 4 * hop
-    assert float((out[0, 0, edge - 4:edge + 4] / audio[0, 0, edge - 4:edge + 4]).std()) < 0.1
+    ratio = out[0, 0, edge - 4:edge + 4] / audio[0, 0, edge - 4:edge + 4]
+    assert float(ratio.max() - ratio.min()) < 0.1 * float(ratio.mean())
+    # A loud frame after a quiet one does not overshoot (a falling gain applies at once).
+    onset = torch.cat([torch.full((1, 1, hop), 1e-3), torch.full((1, 1, hop), 0.5)], -1)
+    with torch.no_grad():
+        hit = LevelStage(hop)(onset, torch.tensor([[0.1, 0.1]]))
+    assert float(hit[..., hop:].abs().max()) <= 0.1 * 1.0001
     # A near-silent frame asked to be loud is limited to MAX_GAIN, not blown up to 0.2.
     quiet = torch.full((1, 1, frames * hop), 1e-6)
     with torch.no_grad():

@@ -116,9 +116,10 @@ class LevelStage(nn.Module):
     distance, left the output about 9 dB below its input, and z, not the rms input,
     decided how loud a note was.
 
-    The gain (asked / measured, at most MAX_GAIN) glides linearly from the previous
-    frame's over each frame, so a level change is a ramp, not a step; the previous gain
-    is a `StateCell` (zero after a reset: a stream fades in over its first frame).
+    The gain (asked / measured, at most MAX_GAIN) rises linearly from the previous
+    frame's over each frame, so a swell is a ramp, not a step, and falls at once (else an
+    onset after a quiet frame would get the quiet frame's gain and overshoot); the
+    previous gain is a `StateCell` (zero after a reset: a stream fades in).
     """
 
     MAX_GAIN = 100.0   # +40 dB: a near-silent frame asked to be loud is not blown up
@@ -140,7 +141,10 @@ class LevelStage(nn.Module):
         prev = self.gain.read(audio)[:, 0, :]  # [B, 1]
         before = torch.cat([prev, gain[:, :-1]], dim=1)
         self.gain.write(gain[:, -1:][:, None, :])
-        glide = before[..., None] + (gain - before)[..., None] * self.ramp
+        # A rising gain glides; a falling one applies at once: a frame louder than the
+        # last (an onset) must not meet the quiet frame's large gain.
+        start = torch.minimum(before, gain)
+        glide = start[..., None] + (gain - start)[..., None] * self.ramp
         return (x * glide).reshape(b, 1, frames * self.hop)
 
 
