@@ -256,11 +256,13 @@ def test_pitch_accuracy_of_an_ideal_voice_and_of_one_that_ignores_f0(tmp_path):
 def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
     good = generation_check(write_oscillator_bundle(str(tmp_path / "good")), 6.0)
     assert good["ok"] and good["clipped_samples"] == 0 and good["longest_silence_s"] == 0
+    assert good["gates"] == 3 and good["unanswered_gates"] == 0
     assert good["seconds"] == pytest.approx(6.0, abs=0.01)
     loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
     assert not loud["ok"] and loud["clipped_samples"] > 0 and loud["peak"] > 1
     quiet = generation_check(write_oscillator_bundle(str(tmp_path / "quiet"), gain=0.0), 3.0)
     assert not quiet["ok"] and quiet["longest_silence_s"] == pytest.approx(3.0)
+    assert quiet["gates"] == 2 and quiet["unanswered_gates"] == 2
     # CV1's slow sine takes latent 0 below zero after 10 s; this voice then breaks down.
     broken = write_oscillator_bundle(str(tmp_path / "nan"), nan_below_zero=True)
     result = generation_check(broken, 12.0)

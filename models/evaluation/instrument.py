@@ -7,8 +7,11 @@ sample rate, with panel volts and gate edges as a patch would give them:
   the note asked for, in cents;
 - generation: minutes of the prior (or latent exploration) with CV1 moving latent 0,
   no attribute held by a CV and gate 1 clocking phrases, checked for NaN, clipping
-  and silence. Nothing in the patch asks for silence (no CV can pull rms down), so
-  any long quiet stretch is the model's.
+  and silence. The patch asks for a phrase at every gate and for nothing else: every
+  gate must be answered by sound within ANSWER_S, and no silence may outlast a gate
+  period (a silence that does has swallowed a gate). A short note that dies away
+  before the next gate, as a plucked or struck one does, is what the patch asked for.
+  The longest silence is reported as well.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ LEVEL_VOLTS = 2.0
 GENERATION_GATE1_S = 2.0           # a new phrase every 2 s
 SILENCE_WINDOW_S = 0.05
 SILENCE_RMS = 1e-3                 # -60 dBFS
-SILENCE_LIMIT_S = 1.0              # longer than this counts as a dropout
+ANSWER_S = 0.5                     # a gate must be heard within this long
 CLIP_LEVEL = 1.0
 
 
@@ -132,19 +135,26 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     n = len(audio) // window
     rms = np.sqrt(np.mean(audio[:n * window].reshape(n, window).astype(np.float64) ** 2,
                           axis=1)) if n else np.zeros(0)
+    quiet = rms < SILENCE_RMS
     longest = run = 0
-    for quiet in rms < SILENCE_RMS:
-        run = run + 1 if quiet else 0
+    for q in quiet:
+        run = run + 1 if q else 0
         longest = max(longest, run)
+    gates = np.arange(0.0, len(audio) / sr, GENERATION_GATE1_S)
+    per_gate = int(round(ANSWER_S / SILENCE_WINDOW_S))
+    first = (gates / SILENCE_WINDOW_S).round().astype(int)
+    unanswered = int(sum(bool(quiet[i:i + per_gate].all()) for i in first if i < n))
     clipped = int(np.sum(np.abs(audio) >= CLIP_LEVEL))
     longest_s = longest * SILENCE_WINDOW_S
     result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": model.mode,
               "nan_at_s": played["nan_at"], "peak": float(np.max(np.abs(audio))) if audio.size
               else 0.0, "clipped_samples": clipped,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
-              "longest_silence_s": longest_s, "silence_limit_s": SILENCE_LIMIT_S}
-    result["ok"] = bool(played["nan_at"] is None and clipped == 0
-                        and longest_s <= SILENCE_LIMIT_S)
+              "longest_silence_s": longest_s, "silence_limit_s": GENERATION_GATE1_S,
+              "gates": int(sum(i < n for i in first)), "unanswered_gates": unanswered,
+              "silent_fraction": float(quiet.mean()) if n else 1.0}
+    result["ok"] = bool(played["nan_at"] is None and clipped == 0 and unanswered == 0
+                        and longest_s <= GENERATION_GATE1_S)
     return result
 
 

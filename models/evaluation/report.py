@@ -207,9 +207,11 @@ def _tables(metrics: Dict[str, Any]) -> List[str]:
             rows.append([_label(m), pitch, f"{_fmt(g['seconds'], 0)} s of {g['mode']}",
                          "–" if g["nan_at_s"] is None else f"at {_fmt(g['nan_at_s'], 1)} s",
                          str(g["clipped_samples"]), _fmt(g["longest_silence_s"], 2),
+                         f"{g.get('unanswered_gates', '–')} of {g.get('gates', '–')}",
                          "ok" if g["ok"] else "failed"])
         out.append(_table(["model", "1 V/oct error, median / p90 (cents)", "generation", "NaN",
-                           "clipped samples", "longest silence (s)", "verdict"], rows))
+                           "clipped samples", "longest silence (s)", "gates unanswered",
+                           "verdict"], rows))
     return out
 
 

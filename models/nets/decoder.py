@@ -122,8 +122,11 @@ class LevelStage(nn.Module):
     previous gain is a `StateCell` (zero after a reset: a stream fades in).
     """
 
-    MAX_GAIN = 100.0   # +40 dB: a near-silent frame asked to be loud is not blown up
-    FLOOR = 1e-4       # RMS under -80 dBFS counts as -80 dBFS
+    # A frame the decoder left near-silent still reaches a quiet level asked of it (at
+    # 100 and -80 dBFS, phrases a prior asked to play at -55 dBFS came out silent), but
+    # rounding noise is not blown up to full scale.
+    MAX_GAIN = 1000.0  # +60 dB
+    FLOOR = 1e-6       # RMS under -120 dBFS counts as -120 dBFS
 
     def __init__(self, hop: int):
         super().__init__()
