@@ -148,6 +148,26 @@ def test_the_control_protocol_scores_an_obeyed_curve_high_and_an_ignored_one_at_
         (single["rms"]["all"]["corr"] + single["centroid"]["all"]["corr"]) / 2)
 
 
+def test_audible_frames_score_apart_from_silence():
+    from neurorave.models.evaluation.control import _score
+    frames = 20
+    target = np.linspace(-1, 1, frames)[None, None, :].repeat(2, 0)  # [2 items, 1 attr, F]
+    measured = target.copy()
+    measured[:, :, 12:] = -1.0  # the descriptor of silence: a convention, not a reading
+    changed = np.ones((2, 1), bool)
+    audible = np.zeros((2, frames), bool)
+    audible[:, :12] = True
+    score = _score(measured, target, target, changed, audible)
+    assert score["corr_audible"] == pytest.approx(1.0)
+    assert score["corr"] < 0.95
+    # Without a mask both read the same; an item with too few audible frames is left out.
+    plain = _score(measured, target, target, changed)
+    assert plain["corr_audible"] == pytest.approx(plain["corr"])
+    audible[1] = False
+    assert _score(measured, target, target, changed, audible)["corr_audible"] == \
+        pytest.approx(1.0)
+
+
 def test_modulators_and_the_score():
     up = synthetic("ramp_up", 10, -0.5, 0.5)
     assert up[0] == pytest.approx(-0.5) and up[-1] == pytest.approx(0.5)

@@ -92,8 +92,11 @@ def evaluate_model(synth, dataset, limit: Optional[int], seed: int = 0,
     recon_metrics["perceptual"] = dict(PERCEPTUAL)
 
     start = time.perf_counter()
+    from neurorave.models.evaluation.control import AUDIBLE_RMS
+    audible = originals_rms(originals, synth.sample_rate, synth.hop) >= AUDIBLE_RMS
     control = run_control(synth, z, curves_norm, recon_norm, seed=seed,
-                          progress=lambda jobs: bar(jobs, f"{synth.name}: control"))
+                          progress=lambda jobs: bar(jobs, f"{synth.name}: control"),
+                          audible=audible)
     timing["control_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -201,3 +204,14 @@ def main(args) -> int:
                   f"longest silence {g['longest_silence_s']:.2f} s)")
     print(f"wrote {Path(args.out) / 'report.html'} and metrics.json")
     return 0
+
+
+def originals_rms(audio: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """RMS per frame [N, F] of the originals, on the descriptors' frames (whether or not
+    the model has rms among its attributes)."""
+    import torch
+    from neurorave.models.descriptors_torch import compute_batch
+
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        return compute_batch(x, sr, hop, ["rms"]).numpy()[:, 0]

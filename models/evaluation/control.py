@@ -10,6 +10,11 @@ own range, so attributes compare) and (Pearson + 1) / 2. The leak is how far the
 attributes that were *not* changed move: L1 between their curves measured on the
 controlled output and on the plain reconstruction.
 
+`corr_audible` is the same correlation over the frames where the original item is
+audible (rms >= AUDIBLE_RMS) only: a descriptor of silence is a convention (0), not a
+measurement, so asking a silent release for brightness says nothing about control.
+The goals are read on `corr`; `corr_audible` tells how much of the gap is silence.
+
 Synthetic modulators span the 5th to 95th percentile of the evaluated items' own curves
 of that attribute (a range the model has heard), one or two cycles per chunk.
 """
@@ -22,6 +27,8 @@ import numpy as np
 MODULATORS = ("other", "ramp_up", "ramp_down", "sine", "sawtooth", "mean")
 SET_SIZES = (2, 3, 4)
 SKIP_FRAMES = 2  # the descriptors' first frames see the zero padding before the chunk
+AUDIBLE_RMS = 1e-3  # -60 dBFS
+MIN_AUDIBLE_FRAMES = 4
 
 
 def synthetic(kind: str, frames: int, lo: float, hi: float, phase: float = 0.0) -> np.ndarray:
@@ -59,22 +66,26 @@ def pearson01(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _score(measured: np.ndarray, target: np.ndarray, reference: np.ndarray,
-           changed: np.ndarray) -> Dict[str, float]:
-    """measured/target/reference [N, A, F]; changed [N, A] bool -> L1, corr, leak."""
+           changed: np.ndarray, audible: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """measured/target/reference [N, A, F]; changed [N, A] bool; audible [N, F] bool
+    -> L1, corr, corr_audible, leak."""
     s = slice(SKIP_FRAMES if measured.shape[-1] > 2 * SKIP_FRAMES else 0, None)
-    l1, corr, leak, leak_corr = [], [], [], []
+    l1, corr, corr_audible, leak, leak_corr = [], [], [], [], []
     for i in range(measured.shape[0]):
+        heard = audible[i, s] if audible is not None else np.ones_like(measured[i, 0, s], bool)
         for a in range(measured.shape[1]):
             m = measured[i, a, s]
             if changed[i, a]:
                 l1.append(np.abs(m - target[i, a, s]).mean())
                 corr.append(pearson01(m, target[i, a, s]))
+                if heard.sum() >= MIN_AUDIBLE_FRAMES:
+                    corr_audible.append(pearson01(m[heard], target[i, a, s][heard]))
             else:
                 leak.append(np.abs(m - reference[i, a, s]).mean())
                 leak_corr.append(pearson01(m, reference[i, a, s]))
     mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {"l1": mean(l1), "corr": mean(corr), "leak_l1": mean(leak),
-            "leak_corr": mean(leak_corr)}
+    return {"l1": mean(l1), "corr": mean(corr), "corr_audible": mean(corr_audible),
+            "leak_l1": mean(leak), "leak_corr": mean(leak_corr)}
 
 
 def _average(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
@@ -85,10 +96,12 @@ def _average(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.ndarray,
                 seed: int = 0, sets_per_size: int = 4, keep: int = 1,
-                progress: Optional[Callable[[Any], Any]] = None) -> Dict[str, Any]:
+                progress: Optional[Callable[[Any], Any]] = None,
+                audible: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """The whole protocol on items with latents z [N, L, F] and normalised curves [N, A, F].
 
     `recon_norm`: the curves measured on the plain reconstruction (the leak's reference).
+    `audible` [N, F]: the frames where the original is heard (for `corr_audible`).
     Returns the metrics and, for the first `keep` items, example curves and audio.
     """
     n, n_attr, frames = curves_norm.shape
@@ -122,7 +135,7 @@ def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.nd
             changed[:, a] = True
         audio = synth.decode(z, synth.denormalise(target), seed=seed)
         measured = synth.normalise(synth.describe(audio))
-        job["score"] = _score(measured, target, recon_norm, changed)
+        job["score"] = _score(measured, target, recon_norm, changed, audible)
         for i in range(min(keep, n)):
             examples.append({"item": i, "size": job["size"],
                              "attributes": [names[a] for a in job["attributes"]],

@@ -164,6 +164,10 @@ def _tables(metrics: Dict[str, Any]) -> List[str]:
         by = m["control"]["by_size"]
         rows.append([_label(m)] + [_fmt(by.get(s, {}).get("corr"), 2) for s in sizes]
                     + [_fmt(by["1"]["l1"]), _fmt(by["1"]["leak_l1"])])
+        if "corr_audible" in by["1"]:
+            rows.append([f"{_label(m)}, audible frames only"]
+                        + [_fmt(by.get(s, {}).get("corr_audible"), 2) for s in sizes]
+                        + ["–", "–"])
     out.append(_table(["model", "1", "2", "3", "4", "L1 (1 attr.)", "leak L1 (1 attr.)"], rows))
 
     names = models[0]["attributes"]
