@@ -12,7 +12,11 @@ from neurorave.models.datastore import write_dataset
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.evaluation.control import pearson01, run_control, synthetic
 from neurorave.models.evaluation.disentanglement import probe_accuracy
-from neurorave.models.evaluation.instrument import generation_check, pitch_accuracy
+from neurorave.models.evaluation.instrument import (
+    gate_answers,
+    generation_check,
+    pitch_accuracy,
+)
 from neurorave.models.evaluation.synth import Synth
 from neurorave.models.export.command import export_run
 from neurorave.models.training.cli import train
@@ -271,6 +275,19 @@ def test_pitch_accuracy_of_an_ideal_voice_and_of_one_that_ignores_f0(tmp_path):
     assert deaf["median_abs_cents"] > 300
     silent = pitch_accuracy(write_oscillator_bundle(str(tmp_path / "silent"), gain=0.0))
     assert silent["unvoiced_notes"] == 37 and silent["median_abs_cents"] == float("inf")
+
+
+def test_a_gate_counts_as_answered_by_sound_within_half_a_second_of_its_rise():
+    windows = 104  # 5.2 s of 50 ms windows
+    quiet = np.ones(windows, bool)
+    quiet[0:2] = False    # gate at 0 s: a plucked note that dies at once
+    quiet[49:51] = False  # gate at 2 s: answered 0.45 s late, still in time
+    assert gate_answers(quiet, [0.0, 2.0]) == (2, 0)
+    # A gate at 4 s with silence after it is unanswered; one at 5 s is not judged
+    # (less than 0.5 s of audio follows it).
+    assert gate_answers(quiet, [0.0, 2.0, 4.0, 5.0]) == (3, 1)
+    quiet[49:51] = True
+    assert gate_answers(quiet, [0.0, 2.0]) == (2, 1)
 
 
 def test_generation_check_flags_nan_clipping_and_silence(tmp_path):

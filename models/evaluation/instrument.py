@@ -8,14 +8,15 @@ sample rate, with panel volts and gate edges as a patch would give them:
 - generation: minutes of the prior (or latent exploration) with CV1 moving latent 0,
   no attribute held by a CV and gate 1 clocking phrases, checked for NaN, clipping
   and silence. The patch asks for a phrase at every gate and for nothing else: every
-  gate must be answered by sound within ANSWER_S, and no silence may outlast a gate
-  period (a silence that does has swallowed a gate). A short note that dies away
-  before the next gate, as a plucked or struck one does, is what the patch asked for.
-  The longest silence is reported as well.
+  gate must be answered by sound within ANSWER_S of its rise (gates with less than
+  ANSWER_S of audio after them are not judged), and no silence may last longer than
+  a gate period plus ANSWER_S (a note that dies at once, then a next gate answered
+  late). A short note that dies away before the next gate, as a plucked or struck one
+  does, is what the patch asked for. The longest silence is reported as well.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -66,18 +67,26 @@ def _play(model, seconds: float, controls: Callable[[float], List[float]],
     calls = int(np.ceil(seconds / call_s))
     blocks: List[np.ndarray] = []
     nan_at: Optional[float] = None
+    gate1_at: List[float] = []  # when gate 1 really rose: at the start of a call
+    def period(c: int, every: float) -> int:
+        # Which gate period call c starts in; the epsilon keeps a call that starts on
+        # a period boundary from rounding into the one before (which rose twice).
+        return int(np.floor(c * call_s / every + 1e-9))
+
     for c in range(calls):
         t = c * call_s
-        rise1 = c == 0 or int(t / gate1_every) != int((t - call_s) / gate1_every)
+        rise1 = c == 0 or period(c, gate1_every) != period(c - 1, gate1_every)
         rise2 = gate2_every is not None and c > 0 and \
-            int(t / gate2_every) != int((t - call_s) / gate2_every)
+            period(c, gate2_every) != period(c - 1, gate2_every)
         try:
             blocks.append(model.render(ControlInputs(controls(t), rise1, rise2, False)))
         except FloatingPointError:
             nan_at = t
             break
+        if rise1:
+            gate1_at.append(t)
     audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-    return {"audio": audio, "nan_at": nan_at}
+    return {"audio": audio, "nan_at": nan_at, "gate1_at": gate1_at}
 
 
 def pitch_accuracy(bundle_path: str, seed: int = 0) -> Dict[str, Any]:
@@ -121,6 +130,16 @@ def pitch_accuracy(bundle_path: str, seed: int = 0) -> Dict[str, Any]:
             "nan_at_s": played["nan_at"]}
 
 
+def gate_answers(quiet: np.ndarray, gate1_at: List[float]) -> Tuple[int, int]:
+    """(gates judged, gates unanswered): `quiet` [windows of SILENCE_WINDOW_S] is True
+    where silent; a gate is judged when ANSWER_S of audio follows its rise, and
+    unanswered when all of that is silent."""
+    per_gate = int(round(ANSWER_S / SILENCE_WINDOW_S))
+    first = [int(np.floor(t / SILENCE_WINDOW_S + 1e-9)) for t in gate1_at]
+    judged = [i for i in first if i + per_gate <= len(quiet)]
+    return len(judged), int(sum(bool(quiet[i:i + per_gate].all()) for i in judged))
+
+
 def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
     """NaN, clipping and silence over `seconds` of playing under a moving patch."""
     model = _voice(bundle_path, seed, pitch=False)
@@ -140,21 +159,19 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     for q in quiet:
         run = run + 1 if q else 0
         longest = max(longest, run)
-    gates = np.arange(0.0, len(audio) / sr, GENERATION_GATE1_S)
-    per_gate = int(round(ANSWER_S / SILENCE_WINDOW_S))
-    first = (gates / SILENCE_WINDOW_S).round().astype(int)
-    unanswered = int(sum(bool(quiet[i:i + per_gate].all()) for i in first if i < n))
+    judged, unanswered = gate_answers(quiet, played["gate1_at"])
+    limit_s = GENERATION_GATE1_S + ANSWER_S
     clipped = int(np.sum(np.abs(audio) >= CLIP_LEVEL))
     longest_s = longest * SILENCE_WINDOW_S
     result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": model.mode,
               "nan_at_s": played["nan_at"], "peak": float(np.max(np.abs(audio))) if audio.size
               else 0.0, "clipped_samples": clipped,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
-              "longest_silence_s": longest_s, "silence_limit_s": GENERATION_GATE1_S,
-              "gates": int(sum(i < n for i in first)), "unanswered_gates": unanswered,
+              "longest_silence_s": longest_s, "silence_limit_s": limit_s,
+              "gates": judged, "unanswered_gates": unanswered,
               "silent_fraction": float(quiet.mean()) if n else 1.0}
     result["ok"] = bool(played["nan_at"] is None and clipped == 0 and unanswered == 0
-                        and longest_s <= GENERATION_GATE1_S)
+                        and longest_s <= limit_s)
     return result
 
 

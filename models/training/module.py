@@ -253,8 +253,13 @@ class FaderRave(pl.LightningModule):
             return self.decoder(z, curves, self._noise(z.shape[0], curves.shape[-1], gen))[:, 0]
 
         def describe(audio: torch.Tensor) -> torch.Tensor:
-            raw = compute_batch(audio, m.sample_rate, m.hop, names, dtype=torch.float32)
-            return normalise_curves(raw, lo, hi, log)
+            # Full precision whatever the trainer's autocast: float16 overflows the
+            # spectral sums. Not clipped to [-1, 1] like the decoder's inputs, so a
+            # reading past the range still has a gradient back into it.
+            with torch.autocast(audio.device.type, enabled=False):
+                raw = compute_batch(audio.float(), m.sample_rate, m.hop, names,
+                                    dtype=torch.float32)
+            return normalise_curves(raw, lo, hi, log, clip=False)
 
         control = control_loss(decode, describe, attrs, which, gen)
         logs["loss/control"] = control

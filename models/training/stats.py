@@ -100,12 +100,14 @@ def log_range(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[float, float]:
 
 
 def normalise_curves(raw: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                     log: torch.Tensor) -> torch.Tensor:
+                     log: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """Raw curves [B, A, T] -> [-1, 1] by min/max [A], on log(Hz) where `log` [A] is set.
-    The training module and the exported decoder both use this, so they cannot drift."""
+    The training module and the exported decoder both use this, so they cannot drift.
+    `clip=False` keeps readings past the range (and their gradient)."""
     def scale(x: torch.Tensor) -> torch.Tensor:
         return torch.where(log, torch.log(x.clamp_min(LOG_FLOOR_HZ)), x)
 
     lo, hi, log = lo[None, :, None], hi[None, :, None], log[None, :, None]
     lo_s, hi_s = scale(lo), scale(hi)
-    return (2 * (scale(raw) - lo_s) / (hi_s - lo_s).clamp_min(1e-8) - 1).clamp(-1, 1)
+    out = 2 * (scale(raw) - lo_s) / (hi_s - lo_s).clamp_min(1e-8) - 1
+    return out.clamp(-1, 1) if clip else out
