@@ -1,4 +1,5 @@
 """The control loss's targets and gradients (models/training/control.py)."""
+import pytest
 import torch
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.training.control import SKIP_FRAMES, control_loss, controlled, target_curves
@@ -62,3 +63,36 @@ def test_descriptor_gradients_are_finite_on_silence_and_sound():
     curves.sum().backward()
     assert torch.isfinite(audio.grad).all()
     assert audio.grad[1].abs().sum() > 0
+
+
+def test_silent_frames_score_only_rms():
+    curves = _curves(batch=4, frames=10)
+    which = controlled(NAMES)
+    curves[:, 0, 5:] = -1.0  # rms asked: silence from frame 5 (and targets keep it there)
+    gen = torch.Generator().manual_seed(0)
+
+    def silent_tail(asked):
+        out = asked[:, which].clone()
+        out[:, 1:, 5:] = 7.0  # spectral readings of silence: far from anything asked
+        return out
+
+    # Without the mask the tail dominates; with it the loss is 0 (rms itself is obeyed)...
+    assert float(control_loss(lambda a: a, silent_tail, curves, which, gen)) > 1.0
+    gen = torch.Generator().manual_seed(0)
+    masked = control_loss(lambda a: a, silent_tail, curves.clone(), which, gen, (0, -0.5))
+    # (the targets may move rms itself out of silence; those frames are scored in full)
+    gen = torch.Generator().manual_seed(0)
+    asked = target_curves(curves, which, gen)
+    loud = asked[:, 0, SKIP_FRAMES:] >= -0.5
+    spectral = (silent_tail(asked) - asked[:, which])[:, 1:, SKIP_FRAMES:].abs()
+    expected = (spectral * loud[:, None]).sum() / (2 * loud.sum() + loud.numel())
+    assert float(masked) == pytest.approx(float(expected), rel=1e-5)
+    # ...and rms is scored on every frame, silent or not.
+    gen = torch.Generator().manual_seed(0)
+
+    def loud_rms(asked):
+        out = asked[:, which].clone()
+        out[:, 0] += 0.5
+        return out
+    wrong = control_loss(lambda a: a, loud_rms, curves.clone(), which, gen, (0, 2.0))
+    assert float(wrong) == pytest.approx(0.5, rel=1e-5)  # no frame heard: rms alone

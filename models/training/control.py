@@ -17,7 +17,7 @@ given by construction, and YIN's choice of period has no useful gradient.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
@@ -27,6 +27,7 @@ CHANGE_PROBABILITY = 0.5
 # before the chunk.
 SKIP_FRAMES = 2
 UNCONTROLLED = ("f0",)
+AUDIBLE_RMS = 1e-3  # -60 dBFS: below it only rms is scored
 
 
 def controlled(names: Sequence[str]) -> torch.Tensor:
@@ -77,14 +78,23 @@ def target_curves(curves: torch.Tensor, which: torch.Tensor, gen: torch.Generato
 
 def control_loss(decode: Callable[[torch.Tensor], torch.Tensor],
                  describe: Callable[[torch.Tensor], torch.Tensor],
-                 curves: torch.Tensor, which: torch.Tensor, gen: torch.Generator
-                 ) -> torch.Tensor:
+                 curves: torch.Tensor, which: torch.Tensor, gen: torch.Generator,
+                 silence: Optional[Tuple[int, float]] = None) -> torch.Tensor:
     """Mean L1 (normalised units) between the `which` attributes asked for and measured.
 
     `decode(curves [B, A, F])` -> audio [B, T]; `describe(audio)` -> the `which`
-    attributes' normalised curves [B, N, F].
+    attributes' normalised curves [B, N, F]. `silence` = (index of rms, normalised
+    level): where the rms asked for is below it, only rms is scored (the other
+    descriptors of silence read 0 whatever is asked: a term nothing can lower).
     """
     asked = target_curves(curves, which, gen)
     measured = describe(decode(asked))
     skip = SKIP_FRAMES if curves.shape[-1] > 2 * SKIP_FRAMES else 0
-    return (measured - asked[:, which])[..., skip:].abs().mean()
+    error = (measured - asked[:, which])[..., skip:].abs()
+    if silence is None:
+        return error.mean()
+    rms, level = silence
+    heard = (asked[:, rms, skip:] >= level).to(error.dtype)[:, None, :]  # [B, 1, F]
+    weight = torch.where((which == rms)[None, :, None], torch.ones_like(error),
+                         heard.expand_as(error))
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)

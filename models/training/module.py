@@ -34,7 +34,7 @@ from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
-from neurorave.models.training.control import control_loss, controlled
+from neurorave.models.training.control import AUDIBLE_RMS, control_loss, controlled
 from neurorave.models.training.stats import log_mask, log_range, normalise_curves, stats_tensors
 
 
@@ -261,7 +261,13 @@ class FaderRave(pl.LightningModule):
                                     dtype=torch.float32)
             return normalise_curves(raw, lo, hi, log, clip=False)
 
-        control = control_loss(decode, describe, attrs, which, gen)
+        silence = None
+        if "rms" in names:
+            r = m.attributes.index("rms")
+            span = float(self.attr_max[r] - self.attr_min[r])
+            level = 2 * (AUDIBLE_RMS - float(self.attr_min[r])) / max(span, 1e-8) - 1
+            silence = (r, level)
+        control = control_loss(decode, describe, attrs, which, gen, silence)
         logs["loss/control"] = control
         return t.control_weight * control
 
