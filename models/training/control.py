@@ -10,7 +10,8 @@ curve and its own: the moves of the evaluation protocol, with random ranges), th
 descriptors are measured on the output, and their L1 distance to the curves asked for
 (in the normalised units the decoder is conditioned on) is the loss. The curves that
 were not replaced are in it too, so a change of one attribute that drags another along
-costs as well.
+costs as well. Where the rms asked for is silent only rms is scored: the other
+descriptors of silence read 0 whatever is asked.
 
 f0 is never replaced and never measured here: the harmonic source plays the f0 it is
 given by construction, and YIN's choice of period has no useful gradient.

@@ -158,15 +158,7 @@ class FaderRave(pl.LightningModule):
         logs: Dict[str, float] = {}
         if step < t.adversarial_start:
             learning = not self.encoder_done(step)
-            if learning:
-                mean, scale = self.encoder(audio)
-                z, kl = reparametrize(mean, scale, gen)
-            else:
-                if self.encoder.training:
-                    self.freeze_encoder()
-                with torch.no_grad():
-                    mean, scale = self.encoder(audio)
-                    z, kl = reparametrize(mean, scale, gen)
+            mean, z, kl = self._encode(audio, gen, learning)
             y = self.decoder(z, attrs, self._noise(audio.shape[0], frames, gen))
             rec = self.stft_loss(audio, y)
             loss = rec
@@ -194,11 +186,7 @@ class FaderRave(pl.LightningModule):
                              for i, a in enumerate(self.cfg.model.attributes)})
             logs.update({"loss/generator": loss, "loss/kl": kl})
         else:
-            if self.encoder.training:
-                self.freeze_encoder()
-            with torch.no_grad():
-                mean, scale = self.encoder(audio)
-                z, kl = reparametrize(mean, scale, gen)
+            mean, z, kl = self._encode(audio, gen, learning=False)
             y = self.decoder(z, attrs, self._noise(audio.shape[0], frames, gen))
             real = self.discriminator(audio)
             loss_critic = hinge_discriminator_loss(real, self.discriminator(y.detach()))
@@ -232,6 +220,18 @@ class FaderRave(pl.LightningModule):
         if self.completed_steps >= self.cfg.training.adversarial_start or \
                 self.encoder_done(self.completed_steps):
             self.freeze_encoder()
+
+    def _encode(self, audio: torch.Tensor, gen: torch.Generator, learning: bool):
+        """(mean, z, kl) of a batch; with `learning` False the encoder is frozen (once)
+        and runs without a graph."""
+        if learning:
+            mean, scale = self.encoder(audio)
+            return (mean, *reparametrize(mean, scale, gen))
+        if self.encoder.training:
+            self.freeze_encoder()
+        with torch.no_grad():
+            mean, scale = self.encoder(audio)
+            return (mean, *reparametrize(mean, scale, gen))
 
     def encoder_done(self, step: int) -> bool:
         """Whether the encoder has stopped learning before phase 2 (training.encoder_steps)."""
