@@ -41,6 +41,7 @@ class ModelConfig:
     dilations: List[int] = field(default_factory=lambda: [1, 3, 9])
     harmonics: int = 0            # sines at f0 and its multiples added to the output (needs f0)
     level: bool = False           # each frame's RMS set to the rms input (needs rms): a VCA
+    log_rms: bool = False         # rms conditions the decoder in dB, not linearly (needs rms)
 
     @property
     def hop(self) -> int:
@@ -234,6 +235,8 @@ def _check(cfg: Config, path: Path) -> None:
                   f"got {m.harmonics}")
     if m.level and "rms" not in m.attributes:
         raise bad("model.level", "needs rms among the attributes")
+    if m.log_rms and "rms" not in m.attributes:
+        raise bad("model.log_rms", "needs rms among the attributes")
     if t.chunk % m.hop:
         raise bad("training.chunk", f"must be a multiple of the hop ({m.hop} samples), "
                   f"got {t.chunk}")

@@ -39,10 +39,12 @@ def trained(tmp_path_factory):
     data = write_dataset(root / "data", _sines(24, 4096, 0), SR, [f"s{i}" for i in range(24)])
     torch.set_num_threads(1)
     # f0 among the attributes: its log-scale normalisation is baked into the graph too,
-    # and so is the harmonic source that plays it (its phase is a streamed state).
+    # and so is the harmonic source that plays it (its phase is a streamed state); rms
+    # in dB and the level stage (its gain is a streamed state) too.
     config = root / "tiny-f0.toml"
     config.write_text('extends = "tiny"\n[model]\nattributes = ["rms", "centroid", '
-                      '"bandwidth", "sharpness", "boominess", "f0"]\nharmonics = 4\n')
+                      '"bandwidth", "sharpness", "boominess", "f0"]\nharmonics = 4\n'
+                      'level = true\nlog_rms = true\n')
     train(str(config), str(data), str(root / "run"), steps=12, progress=False)
     return root
 
@@ -137,6 +139,22 @@ def test_decoder_frame_by_frame_equals_torch_over_the_sequence(bundle_path, run)
     assert streamed.shape == offline.shape == (1, 1, FRAMES * bundle.frame_size)
     assert np.abs(offline).max() > 1e-3  # a real signal, not silence on both sides
     assert float(np.abs(streamed - offline).max()) <= 1e-4
+
+
+def test_the_graph_plays_the_rms_asked_through_the_log_scale_and_the_level_stage(bundle_path,
+                                                                               run):
+    bundle = load_bundle(bundle_path)
+    engine = open_engine(bundle, "ort-cpu")
+    z, raw, noise = _inputs(bundle, run, FRAMES, 2)
+    rms_at = [a.name for a in bundle.attributes].index("rms")
+    half, rms = FRAMES // 2, bundle.attributes[rms_at]
+    quiet, loud = max(rms.min, 1e-3) * 1.5, rms.max * 0.7  # inside the range it learned
+    raw[0, rms_at, :half], raw[0, rms_at, half:] = quiet, loud
+    audio = _stream_decoder(engine, z, raw, noise)[0, 0]
+    frames = audio.reshape(FRAMES, bundle.frame_size)
+    level = np.sqrt((frames.astype(np.float64) ** 2).mean(-1))
+    assert np.median(level[2:half]) == pytest.approx(quiet, rel=0.1)
+    assert np.median(level[half + 2:]) == pytest.approx(loud, rel=0.1)
 
 
 def test_encoder_then_decoder_equals_torch(bundle_path, run, trained):

@@ -257,17 +257,40 @@ def test_tiny_trains_on_gpu_in_mixed_precision(data, tmp_path):
 
 
 def test_f0_is_normalised_on_a_log_scale_and_the_rest_linearly():
-    from neurorave.models.training.stats import log_mask, normalise_curves
+    from neurorave.models.training.stats import log_floors, normalise_curves
 
     names = ["rms", "f0"]
     lo, hi = torch.tensor([0.0, 0.0]), torch.tensor([0.5, 1760.0])
     raw = torch.tensor([[[0.0, 0.125, 0.25, 0.5, 0.75],
                          [0.0, 110.0, 220.0, 440.0, 880.0]]])
-    out = normalise_curves(raw, lo, hi, log_mask(names))[0]
+    out = normalise_curves(raw, lo, hi, log_floors(names))[0]
     assert torch.allclose(out[0], torch.tensor([-1.0, -0.5, 0.0, 1.0, 1.0]))  # linear, clipped
     octave = out[1, 2:] - out[1, 1:-1]
     assert torch.allclose(octave, octave[0].expand(3), atol=1e-6) and octave[0] > 0
     assert out[1, 0] == -1.0 and out[1, -1] < 1.0  # unvoiced 0 Hz sits at the floor
+
+
+def test_log_rms_normalises_rms_in_db_from_its_floor():
+    from neurorave.models.training.stats import RMS_FLOOR, log_floors, normalise_curves
+
+    lo, hi = torch.tensor([0.0]), torch.tensor([1.0])
+    # 0, -80 (the floor), -60, -40, -20 and 0 dBFS
+    raw = torch.tensor([[[0.0, RMS_FLOOR, 1e-3, 1e-2, 1e-1, 1.0]]], requires_grad=True)
+    out = normalise_curves(raw, lo, hi, log_floors(["rms"], log_rms=True))[0, 0]
+    assert torch.allclose(out, torch.tensor([-1.0, -1.0, -0.5, 0.0, 0.5, 1.0]), atol=1e-6)
+    out.sum().backward()  # finite gradients, silence included
+    assert torch.isfinite(raw.grad).all()
+    linear = normalise_curves(raw.detach(), lo, hi, log_floors(["rms"]))[0, 0]
+    assert float(linear[3]) == pytest.approx(-0.98)  # -40 dBFS: a sliver of the range
+
+
+def test_log_rms_needs_rms(tmp_path):
+    from neurorave.firmware.errors import UserError
+    from neurorave.models.config import load_config
+
+    path = _config(tmp_path, model={"attributes": ["centroid"], "log_rms": True})
+    with pytest.raises(UserError, match="model.log_rms"):
+        load_config(path)
 
 
 def test_control_loss_from_its_step_and_a_frozen_encoder_from_encoder_steps(data, tmp_path):

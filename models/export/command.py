@@ -99,7 +99,7 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
     names = list(m.attributes)
     lo = [run.stats["attributes"][n]["min"] for n in names]
     hi = [run.stats["attributes"][n]["max"] for n in names]
-    decoder = ExportDecoder(run.module.decoder, lo, hi, pca, exposed, names)
+    decoder = ExportDecoder(run.module.decoder, lo, hi, pca, exposed, names, m.log_rms)
     encoder = ExportEncoder(run.module.encoder, pca, exposed)
     prior_parts = None
     if prior is not None:

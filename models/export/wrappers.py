@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
-from neurorave.models.training.stats import log_mask, normalise_curves
+from neurorave.models.training.stats import log_floors, normalise_curves
 from torch import nn
 
 
@@ -25,12 +25,12 @@ class ExportDecoder(nn.Module):
     """(z_pca [1, k, F], raw attributes [1, A, F], noise) -> audio [1, 1, F * hop]."""
 
     def __init__(self, decoder: nn.Module, attr_min, attr_max, pca: Dict[str, np.ndarray],
-                 exposed: int, names: Optional[Sequence[str]] = None):
+                 exposed: int, names: Optional[Sequence[str]] = None, log_rms: bool = False):
         super().__init__()
         self.decoder = decoder
         self.register_buffer("attr_min", _f32(attr_min))
         self.register_buffer("attr_max", _f32(attr_max))
-        self.register_buffer("attr_log", log_mask(names or [""] * len(attr_min)))
+        self.register_buffer("attr_floor", log_floors(names or [""] * len(attr_min), log_rms))
         # z = mean + components[:k].T @ z_pca: unexposed coordinates are zero (the mean).
         self.register_buffer("basis", _f32(pca["components"][:exposed].T))  # [L, k]
         self.register_buffer("latent_mean", _f32(pca["mean"])[None, :, None])
@@ -39,8 +39,9 @@ class ExportDecoder(nn.Module):
         return torch.matmul(self.basis, z_pca) + self.latent_mean
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
-        """The training module's normalisation (min/max to [-1, 1], f0 on a log scale)."""
-        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_log)
+        """The training module's normalisation (min/max to [-1, 1], f0 and maybe rms on a
+        log scale)."""
+        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_floor)
 
     def forward(self, z_pca: torch.Tensor, raw_attributes: torch.Tensor,
                 noise: torch.Tensor) -> torch.Tensor:

@@ -189,18 +189,22 @@ class Decoder(nn.Module):
             self.register_buffer("f0_log_range", torch.tensor([np.log(50.0), np.log(2000.0)],
                                                               dtype=torch.float32))
 
-        # With `rms_index`, the level stage; the rms input's range in linear units comes
-        # from the run's stats (`set_rms_range`), like the f0 range, but is not saved:
-        # weights trained without the stage load into a decoder with it.
+        # With `rms_index`, the level stage; the rms input's range (linear units, or log
+        # ones where rms conditions in dB) comes from the run's stats (`set_rms_range`),
+        # like the f0 range, but is not saved: weights trained without the stage load
+        # into a decoder with it.
         self.rms_index = rms_index
         self.level: Optional[LevelStage] = None
+        self.rms_log = False
         if rms_index is not None:
             self.level = LevelStage(self.hop)
             self.register_buffer("rms_range", torch.tensor([0.0, 1.0]), persistent=False)
 
-    def set_rms_range(self, lo: float, hi: float) -> None:
+    def set_rms_range(self, lo: float, hi: float, log: bool = False) -> None:
+        """The rms input's value at -1 and +1: rms, or log(rms) when `log`."""
         if self.level is not None:
             self.rms_range.copy_(torch.tensor([lo, hi]))
+            self.rms_log = log
 
     def set_f0_range(self, log_lo: float, log_hi: float) -> None:
         if self.harmonic is not None:
@@ -228,5 +232,6 @@ class Decoder(nn.Module):
             audio = audio + self.harmonic(hidden, self.f0_hz(attributes))
         if self.level is not None:
             lo, hi = self.rms_range[0], self.rms_range[1]
-            audio = self.level(audio, lo + (attributes[:, self.rms_index] + 1) * 0.5 * (hi - lo))
+            asked = lo + (attributes[:, self.rms_index] + 1) * 0.5 * (hi - lo)
+            audio = self.level(audio, torch.exp(asked) if self.rms_log else asked)
         return audio

@@ -35,7 +35,13 @@ from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
 from neurorave.models.training.control import AUDIBLE_RMS, control_loss, controlled
-from neurorave.models.training.stats import log_mask, log_range, normalise_curves, stats_tensors
+from neurorave.models.training.stats import (
+    RMS_FLOOR,
+    log_floors,
+    log_range,
+    normalise_curves,
+    stats_tensors,
+)
 
 
 def ramp(step: int, delay: int, length: int) -> float:
@@ -83,13 +89,16 @@ class FaderRave(pl.LightningModule):
         for name, value in tensors.items():
             self.register_buffer(name, value)
         # Derived from the config, so not saved: weights of older runs still load.
-        self.register_buffer("attr_log", log_mask(cfg.model.attributes), persistent=False)
+        self.register_buffer("attr_floor", log_floors(cfg.model.attributes, cfg.model.log_rms),
+                             persistent=False)
         if "f0" in cfg.model.attributes:
             i = cfg.model.attributes.index("f0")
             self.decoder.set_f0_range(*log_range(self.attr_min[i], self.attr_max[i]))
         if cfg.model.level:
             i = cfg.model.attributes.index("rms")
-            self.decoder.set_rms_range(float(self.attr_min[i]), float(self.attr_max[i]))
+            lo, hi = (log_range(self.attr_min[i], self.attr_max[i], RMS_FLOOR)
+                      if cfg.model.log_rms else (float(self.attr_min[i]), float(self.attr_max[i])))
+            self.decoder.set_rms_range(lo, hi, cfg.model.log_rms)
         self.controlled = controlled(cfg.model.attributes)  # what the control loss measures
         self.completed_steps = 0
         self.last_metrics: Dict[str, Any] = {}  # the latest step's losses (detached)
@@ -104,9 +113,9 @@ class FaderRave(pl.LightningModule):
         return compute_batch(audio.float(), m.sample_rate, m.hop, m.attributes, dtype=dtype).float()
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw curves -> [-1, 1] by the dataset's min/max, f0 on a log scale (what the
-        decoder is conditioned on)."""
-        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_log)
+        """Raw curves -> [-1, 1] by the dataset's min/max, f0 (and with model.log_rms,
+        rms) on a log scale: what the decoder is conditioned on."""
+        return normalise_curves(raw, self.attr_min, self.attr_max, self.attr_floor)
 
     def bin_targets(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw curves -> quantile bin index per frame [B, A, F] in 0..15."""
@@ -247,7 +256,7 @@ class FaderRave(pl.LightningModule):
         which = self.controlled.to(self.device)
         m = self.cfg.model
         names = [m.attributes[i] for i in which.tolist()]
-        lo, hi, log = self.attr_min[which], self.attr_max[which], self.attr_log[which]
+        lo, hi, floor = self.attr_min[which], self.attr_max[which], self.attr_floor[which]
 
         def decode(curves: torch.Tensor) -> torch.Tensor:
             return self.decoder(z, curves, self._noise(z.shape[0], curves.shape[-1], gen))[:, 0]
@@ -259,7 +268,7 @@ class FaderRave(pl.LightningModule):
             with torch.autocast(audio.device.type, enabled=False):
                 raw = compute_batch(audio.float(), m.sample_rate, m.hop, names,
                                     dtype=torch.float32)
-            return normalise_curves(raw, lo, hi, log, clip=False)
+            return normalise_curves(raw, lo, hi, floor, clip=False)
 
         silence = None
         if "rms" in names:
