@@ -152,24 +152,61 @@ def test_the_control_protocol_scores_an_obeyed_curve_high_and_an_ignored_one_at_
         (single["rms"]["all"]["corr"] + single["centroid"]["all"]["corr"]) / 2)
 
 
-def test_audible_frames_score_apart_from_silence():
+def test_spectral_attributes_are_scored_where_sound_is_asked_for_and_rms_everywhere():
     from neurorave.models.evaluation.control import _score
     frames = 20
     target = np.linspace(-1, 1, frames)[None, None, :].repeat(2, 0)  # [2 items, 1 attr, F]
     measured = target.copy()
     measured[:, :, 12:] = -1.0  # the descriptor of silence: a convention, not a reading
     changed = np.ones((2, 1), bool)
-    audible = np.zeros((2, frames), bool)
-    audible[:, :12] = True
-    score = _score(measured, target, target, changed, audible)
-    assert score["corr_audible"] == pytest.approx(1.0)
-    assert score["corr"] < 0.95
-    # Without a mask both read the same; an item with too few audible frames is left out.
+    heard = np.zeros((2, frames), bool)
+    heard[:, :12] = True
+    score = _score(measured, target, target, changed, heard)
+    assert score["corr"] == pytest.approx(1.0) and score["l1"] == pytest.approx(0.0)
+    assert score["corr_all_frames"] < 0.95
+    # rms is scored on every frame: silence is a real rms.
+    as_rms = _score(measured, target, target, changed, heard, everywhere=[0])
+    assert as_rms["corr"] == pytest.approx(as_rms["corr_all_frames"])
+    assert as_rms["corr"] < 0.95
+    # Without a mask both read the same; an item asked to be silent gives no reading.
     plain = _score(measured, target, target, changed)
-    assert plain["corr_audible"] == pytest.approx(plain["corr"])
-    audible[1] = False
-    assert _score(measured, target, target, changed, audible)["corr_audible"] == \
-        pytest.approx(1.0)
+    assert plain["corr_all_frames"] == pytest.approx(plain["corr"])
+    heard[1] = False
+    assert _score(measured, target, target, changed, heard)["corr"] == pytest.approx(1.0)
+
+
+def test_modulator_ranges_come_from_audible_frames_except_for_rms():
+    from neurorave.models.evaluation.control import run_control
+
+    class Echo:
+        """Plays the asked curves back as its measurement (a perfect, silent-free model)."""
+        attributes = ["rms", "centroid"]
+        attr_min, attr_max = np.array([0.0, 0.0]), np.array([1.0, 1000.0])
+
+        span = (attr_max - attr_min)[:, None]
+
+        def denormalise(self, norm):
+            return self.attr_min[:, None] + (norm + 1) / 2 * self.span
+
+        def normalise(self, raw):
+            return np.clip(2 * (raw - self.attr_min[:, None]) / self.span - 1, -1, 1)
+
+        def decode(self, z, raw, seed=0):
+            return raw
+
+        def describe(self, audio):
+            return audio
+
+    n, frames = 6, 32
+    curves = np.zeros((n, 2, frames))
+    curves[:, 0, :16], curves[:, 0, 16:] = 0.0, -1.0      # loud, then silent (rms 0)
+    curves[:, 1, :16], curves[:, 1, 16:] = 0.4, -1.0      # bright, then 0 Hz (silence)
+    audible = np.zeros((n, frames), bool)
+    audible[:, :16] = True
+    out = run_control(Echo(), np.zeros((n, 1, frames)), curves, curves, audible=audible)
+    ranges = out["metrics"]["modulator_range_norm"]
+    assert ranges["rms"] == pytest.approx([-1.0, 0.0])
+    assert ranges["centroid"] == pytest.approx([0.4, 0.4])  # never the silence convention
 
 
 def test_modulators_and_the_score():

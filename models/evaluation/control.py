@@ -10,13 +10,20 @@ own range, so attributes compare) and (Pearson + 1) / 2. The leak is how far the
 attributes that were *not* changed move: L1 between their curves measured on the
 controlled output and on the plain reconstruction.
 
-`corr_audible` is the same correlation over the frames where the original item is
-audible (rms >= AUDIBLE_RMS) only: a descriptor of silence is a convention (0), not a
-measurement, so asking a silent release for brightness says nothing about control.
-The goals are read on `corr`; `corr_audible` tells how much of the gap is silence.
+Silence. Where a frame is silent its spectral descriptors read 0, a convention, not a
+measurement: no sound has a centroid of 0 Hz. So, for every attribute but rms:
+- the synthetic modulators span the 5th to 95th percentile of the items' own curves over
+  their audible frames (original rms >= AUDIBLE_RMS), a range of sounds the model has
+  heard; over all frames the low end was the silence convention, and a ramp up then
+  asked a loud attack to sound like silence;
+- L1 and `corr` are read over the frames where the rms asked for is audible (the
+  original's where rms is not an attribute or not changed). A model that obeys its rms
+  input is silent there, whatever brightness is asked: scoring those frames rewarded
+  models that ignore rms.
+rms itself is scored over every frame (silence is a real rms) and spans its full range.
+`corr_all_frames` keeps the correlation over every frame, silence included.
 
-Synthetic modulators span the 5th to 95th percentile of the evaluated items' own curves
-of that attribute (a range the model has heard), one or two cycles per chunk.
+Synthetic modulators make one or two cycles per chunk.
 """
 from __future__ import annotations
 
@@ -66,25 +73,29 @@ def pearson01(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _score(measured: np.ndarray, target: np.ndarray, reference: np.ndarray,
-           changed: np.ndarray, audible: Optional[np.ndarray] = None) -> Dict[str, float]:
-    """measured/target/reference [N, A, F]; changed [N, A] bool; audible [N, F] bool
-    -> L1, corr, corr_audible, leak."""
+           changed: np.ndarray, heard: Optional[np.ndarray] = None,
+           everywhere: Sequence[int] = ()) -> Dict[str, float]:
+    """measured/target/reference [N, A, F]; changed [N, A] bool; heard [N, F] bool: the
+    frames where sound is asked for; attributes in `everywhere` (rms) are scored on every
+    frame -> L1, corr, corr_all_frames, leak."""
     s = slice(SKIP_FRAMES if measured.shape[-1] > 2 * SKIP_FRAMES else 0, None)
-    l1, corr, corr_audible, leak, leak_corr = [], [], [], [], []
+    l1, corr, corr_all, leak, leak_corr = [], [], [], [], []
     for i in range(measured.shape[0]):
-        heard = audible[i, s] if audible is not None else np.ones_like(measured[i, 0, s], bool)
+        loud = heard[i, s] if heard is not None else np.ones_like(measured[i, 0, s], bool)
         for a in range(measured.shape[1]):
             m = measured[i, a, s]
             if changed[i, a]:
-                l1.append(np.abs(m - target[i, a, s]).mean())
-                corr.append(pearson01(m, target[i, a, s]))
-                if heard.sum() >= MIN_AUDIBLE_FRAMES:
-                    corr_audible.append(pearson01(m[heard], target[i, a, s][heard]))
+                t = target[i, a, s]
+                corr_all.append(pearson01(m, t))
+                frames = np.ones_like(loud) if a in everywhere else loud
+                if frames.sum() >= MIN_AUDIBLE_FRAMES:  # an item asked to be silent: no reading
+                    l1.append(np.abs(m[frames] - t[frames]).mean())
+                    corr.append(pearson01(m[frames], t[frames]))
             else:
                 leak.append(np.abs(m - reference[i, a, s]).mean())
                 leak_corr.append(pearson01(m, reference[i, a, s]))
     mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {"l1": mean(l1), "corr": mean(corr), "corr_audible": mean(corr_audible),
+    return {"l1": mean(l1), "corr": mean(corr), "corr_all_frames": mean(corr_all),
             "leak_l1": mean(leak), "leak_corr": mean(leak_corr)}
 
 
@@ -101,14 +112,20 @@ def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.nd
     """The whole protocol on items with latents z [N, L, F] and normalised curves [N, A, F].
 
     `recon_norm`: the curves measured on the plain reconstruction (the leak's reference).
-    `audible` [N, F]: the frames where the original is heard (for `corr_audible`).
+    `audible` [N, F]: the frames where the original is heard (rms >= AUDIBLE_RMS).
     Returns the metrics and, for the first `keep` items, example curves and audio.
     """
     n, n_attr, frames = curves_norm.shape
     names = list(synth.attributes)
+    rms = names.index("rms") if "rms" in names else None
+    everywhere = [rms] if rms is not None else []
     rng = np.random.default_rng(seed)
     lo = np.percentile(curves_norm, 5, axis=(0, 2))
     hi = np.percentile(curves_norm, 95, axis=(0, 2))
+    if audible is not None and audible.sum() >= MIN_AUDIBLE_FRAMES:
+        for a in range(n_attr):
+            if a != rms:  # the range of sounds, not of silence's convention
+                lo[a], hi[a] = np.percentile(curves_norm[:, a][audible], [5, 95])
     # Another item for every item (a derangement when there are two or more).
     partner = np.roll(np.arange(n), 1) if n > 1 else np.zeros(1, dtype=int)
     jobs: List[Dict[str, Any]] = []
@@ -133,9 +150,11 @@ def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.nd
                 target[i, a] = modulate(kind, curves_norm[i, a], curves_norm[partner[i], a],
                                         lo[a], hi[a], phase)
             changed[:, a] = True
-        audio = synth.decode(z, synth.denormalise(target), seed=seed)
+        raw = synth.denormalise(target)
+        audio = synth.decode(z, raw, seed=seed)
         measured = synth.normalise(synth.describe(audio))
-        job["score"] = _score(measured, target, recon_norm, changed, audible)
+        heard = raw[:, rms] >= AUDIBLE_RMS if rms is not None else audible
+        job["score"] = _score(measured, target, recon_norm, changed, heard, everywhere)
         for i in range(min(keep, n)):
             examples.append({"item": i, "size": job["size"],
                              "attributes": [names[a] for a in job["attributes"]],
