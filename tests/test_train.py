@@ -284,6 +284,29 @@ def test_log_rms_normalises_rms_in_db_from_its_floor():
     assert float(linear[3]) == pytest.approx(-0.98)  # -40 dBFS: a sliver of the range
 
 
+def test_the_control_loss_finds_silence_on_the_scale_rms_is_read_on(data, tmp_path):
+    import math
+
+    from neurorave.models.training.control import AUDIBLE_RMS
+    from neurorave.models.training.stats import RMS_FLOOR
+
+    levels = {}
+    for log_rms in (False, True):
+        run = tmp_path / f"log-{log_rms}"
+        train(_config(tmp_path, name=f"log-{log_rms}", model={"log_rms": log_rms}),
+              str(data), str(run), steps=1, progress=False)
+        module = load_run(run).module
+        r, level = module.silence_level()
+        lo, hi = float(module.attr_min[r]), float(module.attr_max[r])
+        if log_rms:
+            lo, hi, at = math.log(max(lo, RMS_FLOOR)), math.log(hi), math.log(AUDIBLE_RMS)
+        else:
+            at = AUDIBLE_RMS
+        assert level == pytest.approx(2 * (at - lo) / (hi - lo) - 1, abs=1e-5)
+        levels[log_rms] = level
+    assert levels[True] != pytest.approx(levels[False], abs=0.1)
+
+
 def test_log_rms_needs_rms(tmp_path):
     from neurorave.firmware.errors import UserError
     from neurorave.models.config import load_config

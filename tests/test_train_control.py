@@ -32,6 +32,24 @@ def test_targets_replace_about_half_of_the_controlled_curves_and_never_f0():
     assert not torch.equal(out, other)
 
 
+def test_synthetic_targets_of_spectral_attributes_take_values_from_audible_frames():
+    names, frames = ["rms", "centroid"], 24
+    gen = torch.Generator().manual_seed(3)
+    curves = torch.rand(64, 2, frames, generator=gen)       # audible: all in [0, 1]
+    curves[:, :, frames // 2:] = -1.0                       # then silence, its centroid 0
+    which = controlled(names)
+    heard = torch.cat([target_curves(curves, which, torch.Generator().manual_seed(seed),
+                                     (0, -0.9)) for seed in range(4)])
+    # Over the audible half every target (own, another item's, their mean, or a
+    # synthetic curve) is a sound; only rms may be asked to fall silent there.
+    assert float(heard[:, 1, :frames // 2].min()) >= 0.0
+    assert float(heard[:, 0, :frames // 2].min()) < 0.0
+    anywhere = torch.cat([target_curves(curves, which, torch.Generator().manual_seed(seed))
+                          for seed in range(4)])
+    assert float(anywhere[:, 1, :frames // 2].min()) < 0.0  # without it, silence's 0 Hz
+    assert float(anywhere[:, 0, :frames // 2].min()) < 0.0
+
+
 def test_loss_is_zero_when_the_output_has_the_asked_curves_and_grows_with_the_error():
     curves = _curves(batch=4, frames=10)
     which = controlled(NAMES)

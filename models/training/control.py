@@ -11,7 +11,8 @@ descriptors are measured on the output, and their L1 distance to the curves aske
 (in the normalised units the decoder is conditioned on) is the loss. The curves that
 were not replaced are in it too, so a change of one attribute that drags another along
 costs as well. Where the rms asked for is silent only rms is scored: the other
-descriptors of silence read 0 whatever is asked.
+descriptors of silence read 0 whatever is asked; for the same reason the synthetic
+targets of those descriptors take their values from audible frames.
 
 f0 is never replaced and never measured here: the harmonic source plays the f0 it is
 given by construction, and YIN's choice of period has no useful gradient.
@@ -37,11 +38,14 @@ def controlled(names: Sequence[str]) -> torch.Tensor:
                         dtype=torch.long)
 
 
-def target_curves(curves: torch.Tensor, which: torch.Tensor, gen: torch.Generator
-                  ) -> torch.Tensor:
+def target_curves(curves: torch.Tensor, which: torch.Tensor, gen: torch.Generator,
+                  silence: Optional[Tuple[int, float]] = None) -> torch.Tensor:
     """Normalised curves [B, A, F] with about half of the `which` attributes of every item
     replaced by a target. Synthetic targets span two values drawn from the batch's own
-    frames of that attribute (a range the data holds), at 0.5 to 2 cycles per chunk."""
+    frames of that attribute (a range the data holds), at 0.5 to 2 cycles per chunk.
+    With `silence` (see `control_loss`), the values of attributes other than rms are
+    drawn from audible frames only: a silent frame's centroid is the convention 0, not a
+    sound that a loud frame could be asked to have."""
     b, _, frames = curves.shape
     dev = curves.device
 
@@ -53,9 +57,16 @@ def target_curves(curves: torch.Tensor, which: torch.Tensor, gen: torch.Generato
     own = curves[:, which]                                   # [B, N, F]
     other = torch.roll(own, 1, dims=0)
     pool = own.transpose(0, 1).reshape(n, -1)                # [N, B * F]
-    picks = (uniform(2, b, n) * pool.shape[1]).long().clamp_max(pool.shape[1] - 1)
-    start = pool.gather(1, picks[0].T).T[..., None]          # [B, N, 1]
-    end = pool.gather(1, picks[1].T).T[..., None]
+    weights = torch.ones_like(pool)
+    if silence is not None:
+        rms, level = silence
+        heard = (curves[:, rms] >= level).reshape(1, -1).expand_as(pool)
+        spectral = (which != rms)[:, None].expand_as(pool)
+        weights = torch.where(spectral & heard.any(1, keepdim=True) & ~heard,
+                              torch.zeros_like(pool), weights)
+    picks = torch.multinomial(weights, 2 * b, replacement=True, generator=gen)  # [N, 2B]
+    start = pool.gather(1, picks[:, :b]).T[..., None]        # [B, N, 1]
+    end = pool.gather(1, picks[:, b:]).T[..., None]
     t = torch.linspace(0, 1, frames, device=dev)
     cycles = (0.5 + 1.5 * uniform(b, n, 1))
     phase = uniform(b, n, 1)
@@ -88,7 +99,7 @@ def control_loss(decode: Callable[[torch.Tensor], torch.Tensor],
     level): where the rms asked for is below it, only rms is scored (the other
     descriptors of silence read 0 whatever is asked: a term nothing can lower).
     """
-    asked = target_curves(curves, which, gen)
+    asked = target_curves(curves, which, gen, silence)
     measured = describe(decode(asked))
     skip = SKIP_FRAMES if curves.shape[-1] > 2 * SKIP_FRAMES else 0
     error = (measured - asked[:, which])[..., skip:].abs()

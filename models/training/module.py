@@ -17,7 +17,7 @@ run resumed from a checkpoint takes exactly the step the uninterrupted run would
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -270,15 +270,20 @@ class FaderRave(pl.LightningModule):
                                     dtype=torch.float32)
             return normalise_curves(raw, lo, hi, floor, clip=False)
 
-        silence = None
-        if "rms" in names:
-            r = m.attributes.index("rms")
-            span = float(self.attr_max[r] - self.attr_min[r])
-            level = 2 * (AUDIBLE_RMS - float(self.attr_min[r])) / max(span, 1e-8) - 1
-            silence = (r, level)
-        control = control_loss(decode, describe, attrs, which, gen, silence)
+        control = control_loss(decode, describe, attrs, which, gen, self.silence_level())
         logs["loss/control"] = control
         return t.control_weight * control
+
+    def silence_level(self) -> Optional[Tuple[int, float]]:
+        """(index of rms, -60 dBFS in the units the decoder reads rms in), or None."""
+        names = self.cfg.model.attributes
+        if "rms" not in names:
+            return None
+        r = names.index("rms")
+        audible = torch.full((1, 1, 1), AUDIBLE_RMS, device=self.attr_min.device)
+        level = normalise_curves(audible, self.attr_min[r:r + 1], self.attr_max[r:r + 1],
+                                 self.attr_floor[r:r + 1], clip=False)
+        return r, float(level)
 
     def freeze_encoder(self) -> None:
         self.encoder.eval()
