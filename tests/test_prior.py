@@ -233,17 +233,52 @@ def test_resume_continues_to_the_same_weights(made, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_some_windows_start_where_their_item_starts():
-    """Gate 1 resets the prior; windows that begin at an item's onset teach it how a
-    phrase begins."""
-    from neurorave.models.prior.train import window_starts
+def test_some_windows_start_where_a_phrase_starts():
+    """Gate 1 resets the prior; windows that begin at an onset teach it how a phrase
+    begins: with sound, not in the rest between two hits."""
+    from neurorave.models.prior.train import phrase_starts, window_starts
 
     rng = np.random.default_rng(0)
-    assert not window_starts(rng, 64, 200, 32, 1.0).any()
-    never = window_starts(rng, 4000, 200, 32, 0.0)
+    items, starts = window_starts(rng, 64, 10, 200, 32, 1.0)  # no onsets: the item's start
+    assert not starts.any() and items.max() < 10
+    _, never = window_starts(rng, 4000, 10, 200, 32, 0.0)
     assert never.max() == 168 and (never == 0).mean() < 0.02
-    half = window_starts(rng, 4000, 200, 32, 0.5)
+    _, half = window_starts(rng, 4000, 10, 200, 32, 0.5)
     assert 0.45 < (half == 0).mean() < 0.56 and half.max() == 168
+
+    # Two items: hits at frames 3 and 40 (each a rise out of near-silence, then a
+    # decay), and one that starts loud and only decays.
+    rms = np.full((2, 64), 1e-5)
+    for hit in (3, 40):
+        rms[0, hit:hit + 10] = 0.2 * 0.7 ** np.arange(10)
+    rms[1] = 0.1 * 0.9 ** np.arange(64)
+    onsets = phrase_starts(rms)
+    assert onsets.tolist() == [[0, 3], [0, 40], [1, 0]]  # decays are not onsets
+    items, starts = window_starts(rng, 4000, 2, 64, 32, 0.5, onsets)
+    pairs = list(zip(items.tolist(), starts.tolist()))
+    at_onset = [pair in {(0, 3), (0, 40), (1, 0)} for pair in pairs]
+    assert set(pairs) >= {(0, 3), (0, 40), (1, 0)}
+    assert 0.45 < np.mean(at_onset) < 0.6   # half, and a few uniform starts by chance
+    assert starts.max() == 40  # an onset less than a window before the end still starts one
+
+
+def test_padding_past_an_items_end_is_left_out_of_the_loss():
+    from neurorave.models.prior.net import PriorNet
+    from neurorave.models.prior.train import sequence_nll
+
+    torch.manual_seed(0)
+    net = PriorNet(5, hidden=16, layers=1, mixtures=2)
+    x, mask = torch.randn(3, 12, 5), torch.zeros(3, 5)
+    valid = torch.zeros(3, 12)
+    valid[:, :7] = 1.0
+    padded = x.clone()
+    padded[:, 7:] = 0.0
+    with torch.no_grad():
+        kept = sequence_nll(net, padded, mask, valid)
+        truncated = sequence_nll(net, x[:, :7], mask)
+        everything = sequence_nll(net, padded, mask)
+    assert float(kept) == pytest.approx(float(truncated), rel=1e-5)
+    assert float(everything) != pytest.approx(float(truncated), rel=1e-3)
 
 
 @pytest.mark.parametrize("line, words", [("phrase_start_probability = 1.5", "between 0 and 1"),

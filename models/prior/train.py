@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -72,14 +72,38 @@ def load_prior_config(source: Union[str, Path]) -> Dict[str, Any]:
     return cfg
 
 
-def window_starts(rng: np.random.Generator, batch: int, frames: int, window: int,
-                  phrase_start_probability: float) -> np.ndarray:
-    """First frame of each training window. Some windows start where their item starts
-    (a note's or a hit's onset in the bundled datasets), so that a reset prior, as gate 1
-    leaves it, begins a phrase the way the data begins one rather than mid-sound."""
+ONSET_RMS = 1e-3        # -60 dBFS: a phrase starts with sound
+ONSET_RISE = 2.0        # and, after the first frame, where rms at least doubles (+6 dB)
+
+
+def phrase_starts(rms: np.ndarray) -> np.ndarray:
+    """[K, 2] (item, frame) pairs where a phrase may begin, from the raw rms [N, F]:
+    the first frame of an item that is heard, and every onset (a heard frame whose rms
+    at least doubles the previous frame's)."""
+    heard = rms >= ONSET_RMS
+    onset = np.zeros_like(heard)
+    onset[:, 0] = heard[:, 0]
+    onset[:, 1:] = heard[:, 1:] & (rms[:, 1:] >= ONSET_RISE * rms[:, :-1])
+    return np.argwhere(onset)
+
+
+def window_starts(rng: np.random.Generator, batch: int, items: int, frames: int, window: int,
+                  phrase_start_probability: float, onsets: Optional[np.ndarray] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """(item, first frame) of each training window. Gate 1 resets the prior, so some
+    windows start where a phrase starts: at an onset from `phrase_starts` (which may lie
+    less than a window before the item's end: the frames past it are padding, left out of
+    the loss), or without onsets at the item's first frame. The rest start anywhere."""
+    which = rng.integers(0, items, batch)
     starts = rng.integers(0, frames - window + 1, batch)
-    starts[rng.random(batch) < phrase_start_probability] = 0
-    return starts
+    phrase = rng.random(batch) < phrase_start_probability
+    if onsets is not None and len(onsets):
+        picked = onsets[rng.integers(0, len(onsets), batch)]
+        which = np.where(phrase, picked[:, 0], which)
+        starts = np.where(phrase, picked[:, 1], starts)
+    else:
+        starts[phrase] = 0
+    return which, starts
 
 
 def pin_masks(rng: np.random.Generator, batch: int, latent: int, attrs: int,
@@ -100,13 +124,17 @@ def shifted(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)
 
 
-def sequence_nll(net, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per free dimension per frame of standardised sequences x [B, T, D]."""
+def sequence_nll(net, x: torch.Tensor, mask: torch.Tensor,
+                 valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean NLL per free dimension per frame of standardised sequences x [B, T, D];
+    `valid` [B, T] leaves padding frames out."""
     from neurorave.models.prior.net import mixture_nll
 
     m = mask[:, None, :].expand_as(x)
     logits, mu, log_sigma, _ = net(shifted(x), x, m)
     free = 1 - m
+    if valid is not None:
+        free = free * valid[:, :, None]
     return mixture_nll(logits, mu, log_sigma, x, free).sum() / free.sum().clamp_min(1)
 
 
@@ -181,7 +209,15 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(str(run_dir / "logs"))
     window = int(min(t["sequence"], x_train.shape[1]))
-    x_all = torch.from_numpy(x_train).to(device)
+    # Phrases start at onsets where rms tells them (raw rms, before standardising); a
+    # window from a late onset runs into `window` frames of padding.
+    onsets = phrase_starts(frames[..., latent + m.attributes.index("rms")]) \
+        if "rms" in m.attributes else None
+    padded = np.concatenate([x_train, np.zeros_like(x_train[:, :window])], 1)
+    real = np.concatenate([np.ones(x_train.shape[:2], np.float32),
+                           np.zeros((len(x_train), window), np.float32)], 1)
+    x_all = torch.from_numpy(padded).to(device)
+    valid_all = torch.from_numpy(real).to(device)
     x_held = torch.from_numpy(x_valid).to(device)
     summary: Dict[str, Any] = {}
 
@@ -211,14 +247,14 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
                initial=start, total=int(t["steps"]))
     for step in bar:
         rng = np.random.default_rng([seed, step])  # the batch is a function of the step
-        items = rng.integers(0, len(x_all), int(t["batch_size"]))
-        starts = window_starts(rng, int(t["batch_size"]), x_all.shape[1], window,
-                               float(t.get("phrase_start_probability", 0.0)))
+        items, starts = window_starts(rng, int(t["batch_size"]), len(x_train),
+                                      x_train.shape[1], window,
+                                      float(t.get("phrase_start_probability", 0.0)), onsets)
         index = torch.from_numpy(starts[:, None] + np.arange(window)[None, :]).to(device)
-        batch = x_all[torch.from_numpy(items).to(device)[:, None], index]
+        rows = torch.from_numpy(items).to(device)[:, None]
         mask = torch.from_numpy(pin_masks(rng, len(items), latent, attrs,
                                           float(t["pin_probability"]))).to(device)
-        loss = sequence_nll(net, batch, mask)
+        loss = sequence_nll(net, x_all[rows, index], mask, valid_all[rows, index])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
