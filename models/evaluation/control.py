@@ -30,11 +30,11 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+from neurorave.models.descriptors import AUDIBLE_RMS
 
 MODULATORS = ("other", "ramp_up", "ramp_down", "sine", "sawtooth", "mean")
 SET_SIZES = (2, 3, 4)
 SKIP_FRAMES = 2  # the descriptors' first frames see the zero padding before the chunk
-AUDIBLE_RMS = 1e-3  # -60 dBFS
 MIN_AUDIBLE_FRAMES = 4
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from neurorave.models.descriptors import AUDIBLE_RMS  # quieter windows are gaps
 
 PITCH_BASE_HZ = 130.8128           # C3 at 0 V, the module's default
 PITCH_SEMITONES = 36               # three octaves, 0 V to 3 V
@@ -28,7 +29,6 @@ LEVEL_CV = 1                       # CV2 holds rms, loud enough to hear a pitch
 LEVEL_VOLTS = 2.0
 GENERATION_GATE1_S = 2.0           # a new phrase every 2 s
 SILENCE_WINDOW_S = 0.05
-SILENCE_RMS = 1e-3                 # -60 dBFS
 ANSWER_S = 0.5                     # a gate must be heard within this long
 CLIP_LEVEL = 1.0
 
@@ -154,7 +154,7 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     n = len(audio) // window
     rms = np.sqrt(np.mean(audio[:n * window].reshape(n, window).astype(np.float64) ** 2,
                           axis=1)) if n else np.zeros(0)
-    quiet = rms < SILENCE_RMS
+    quiet = rms < AUDIBLE_RMS
     longest = run = 0
     for q in quiet:
         run = run + 1 if q else 0

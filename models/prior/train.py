@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 from neurorave.firmware.errors import UserError
+from neurorave.models.descriptors import AUDIBLE_RMS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRIOR_FILE = "prior.json"
@@ -72,7 +73,6 @@ def load_prior_config(source: Union[str, Path]) -> Dict[str, Any]:
     return cfg
 
 
-ONSET_RMS = 1e-3        # -60 dBFS: a phrase starts with sound
 ONSET_RISE = 2.0        # and, after the first frame, where rms at least doubles (+6 dB)
 
 
@@ -80,7 +80,7 @@ def phrase_starts(rms: np.ndarray) -> np.ndarray:
     """[K, 2] (item, frame) pairs where a phrase may begin, from the raw rms [N, F]:
     the first frame of an item that is heard, and every onset (a heard frame whose rms
     at least doubles the previous frame's)."""
-    heard = rms >= ONSET_RMS
+    heard = rms >= AUDIBLE_RMS  # a phrase starts with sound
     onset = np.zeros_like(heard)
     onset[:, 0] = heard[:, 0]
     onset[:, 1:] = heard[:, 1:] & (rms[:, 1:] >= ONSET_RISE * rms[:, :-1])

@@ -29,7 +29,6 @@ CHANGE_PROBABILITY = 0.5
 # before the chunk.
 SKIP_FRAMES = 2
 UNCONTROLLED = ("f0",)
-AUDIBLE_RMS = 1e-3  # -60 dBFS: below it only rms is scored
 
 
 def controlled(names: Sequence[str]) -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytorch_lightning as pl
 import torch
 from neurorave.models.config import LATENT_BINS, Config
+from neurorave.models.descriptors import AUDIBLE_RMS
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.losses import (
     MultiScaleSTFTLoss,
@@ -34,7 +35,7 @@ from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
 from neurorave.models.nets.encoder import Encoder, reparametrize
 from neurorave.models.nets.latent_discriminator import LatentDiscriminator
-from neurorave.models.training.control import AUDIBLE_RMS, control_loss, controlled
+from neurorave.models.training.control import control_loss, controlled
 from neurorave.models.training.stats import (
     RMS_FLOOR,
     log_floors,
