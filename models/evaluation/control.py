@@ -1,9 +1,10 @@
 """The paper's control protocol: change attribute curves, resynthesise, measure.
 
 For every evaluated item the encoder gives z; the item's own (measured) attribute curves
-are then replaced, for one attribute or a random set of 2, 3 or 4 at once, by a target:
-another test item's curve (`other`), a ramp up, a ramp down, a sine, a sawtooth, or the
-mean of the other item's curve and the original (`mean`). The decoder resynthesises
+are then replaced, for one attribute or a random set of 2, 3 or 4 at once (8 distinct
+sets of each size, each attribute with a random modulator), by a target: another test
+item's curve (`other`), a ramp up, a ramp down, a sine, a sawtooth, or the mean of the
+other item's curve and the original (`mean`). The decoder resynthesises
 from z and the new curves, the descriptors are measured on the output, and each changed
 attribute is compared with its target: L1 (in normalised units, [-1, 1] by the model's
 own range, so attributes compare) and (Pearson + 1) / 2. The leak is how far the
@@ -27,6 +28,7 @@ Synthetic modulators make one or two cycles per chunk.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -34,6 +36,9 @@ from neurorave.models.descriptors import AUDIBLE_RMS
 
 MODULATORS = ("other", "ramp_up", "ramp_down", "sine", "sawtooth", "mean")
 SET_SIZES = (2, 3, 4)
+# Random sets per size, distinct: with 6 attributes there are 15 pairs, 20 triples and 15
+# quadruples; 4 draws let one hard set decide the mean.
+SETS_PER_SIZE = 8
 SKIP_FRAMES = 2  # the descriptors' first frames see the zero padding before the chunk
 MIN_AUDIBLE_FRAMES = 4
 
@@ -105,8 +110,21 @@ def _average(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
             else float("nan") for k in keys}
 
 
+def attribute_sets(rng: np.random.Generator, n_attr: int, size: int, count: int
+                   ) -> List[List[int]]:
+    """`count` distinct random sets of `size` attributes (all of them where fewer exist):
+    a set drawn twice would weigh twice in the mean and leave a combination unheard."""
+    possible = math.comb(n_attr, size) if size <= n_attr else 0
+    sets: List[List[int]] = []
+    while len(sets) < min(count, possible):
+        chosen = sorted(rng.choice(n_attr, size, replace=False).tolist())
+        if chosen not in sets:
+            sets.append(chosen)
+    return sets
+
+
 def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.ndarray,
-                seed: int = 0, sets_per_size: int = 4, keep: int = 1,
+                seed: int = 0, sets_per_size: int = SETS_PER_SIZE, keep: int = 1,
                 progress: Optional[Callable[[Any], Any]] = None,
                 audible: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """The whole protocol on items with latents z [N, L, F] and normalised curves [N, A, F].
@@ -133,10 +151,7 @@ def run_control(synth, z: np.ndarray, curves_norm: np.ndarray, recon_norm: np.nd
         for kind in MODULATORS:
             jobs.append({"size": 1, "attributes": [a], "kinds": [kind]})
     for size in SET_SIZES:
-        if size > n_attr:
-            continue
-        for _ in range(sets_per_size):
-            chosen = sorted(rng.choice(n_attr, size, replace=False).tolist())
+        for chosen in attribute_sets(rng, n_attr, size, sets_per_size):
             kinds = [str(rng.choice(MODULATORS)) for _ in chosen]
             jobs.append({"size": size, "attributes": chosen, "kinds": kinds})
     iterator = progress(jobs) if progress else jobs
