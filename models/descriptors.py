@@ -61,10 +61,6 @@ F0_MAX_HZ = 2200.0
 VOICED = 0.7
 # A frame whose mean square is below this (-120 dBFS) counts as silence.
 SILENCE_POWER = 1e-12
-# A frame whose rms is below this (-60 dBFS) is not heard: the evaluation, the control
-# loss and the prior's phrase starts read its spectral descriptors as the convention of
-# silence, not as a timbre, and the generation check counts it as a gap.
-AUDIBLE_RMS = 1e-3
 # Level calibration: a full-scale sine (mean square 0.5) reads 100 dB SPL.
 FULL_SCALE_SINE_DB = 100.0
 # Zwicker's 24 critical bands (Hz), Zwicker 1961.

@@ -175,6 +175,23 @@ def test_pins_hold_exactly_and_the_rest_follows_them(made):
     assert np.abs(low[..., free].mean((0, 1)) - high[..., free].mean((0, 1))).max() > 0.01
 
 
+def test_a_phrase_starts_with_sound_unless_rms_is_pinned_to_silence(made):
+    """Gate 1 asks for a phrase: a first frame the prior draws silent is drawn again (hot
+    draws of this prior's rms often fall below silence). A pinned rms is the musician's."""
+    from neurorave.models.audibility import AUDIBLE_RMS
+
+    gen = _generator(made)
+    rms = gen.latent_dims + 0                              # the tiny run's first attribute
+    firsts = np.array([_phrase(gen, s, 1, temperature=2.0)[0, rms] for s in range(60)])
+    assert firsts.min() >= AUDIBLE_RMS
+    mask = np.zeros(gen.dims, np.float32)
+    mask[rms] = 1
+    pinned = np.zeros(gen.dims, np.float32)
+    assert _phrase(gen, 3, 1, pinned, mask, temperature=2.0)[0, rms] == 0.0
+    assert np.array_equal(_phrase(gen, 7, 20, temperature=2.0),
+                          _phrase(gen, 7, 20, temperature=2.0))   # a seed still replays
+
+
 def test_sixty_seconds_of_generation_stays_alive_and_in_range(made):
     """No collapse: a minute of frames keeps moving, stays within what training saw."""
     gen = _generator(made)

@@ -287,7 +287,7 @@ def test_log_rms_normalises_rms_in_db_from_its_floor():
 def test_the_control_loss_finds_silence_on_the_scale_rms_is_read_on(data, tmp_path):
     import math
 
-    from neurorave.models.descriptors import AUDIBLE_RMS
+    from neurorave.models.audibility import AUDIBLE_RMS
     from neurorave.models.training.stats import RMS_FLOOR
 
     levels = {}

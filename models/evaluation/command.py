@@ -92,7 +92,7 @@ def evaluate_model(synth, dataset, limit: Optional[int], seed: int = 0,
     recon_metrics["perceptual"] = dict(PERCEPTUAL)
 
     start = time.perf_counter()
-    from neurorave.models.descriptors import AUDIBLE_RMS
+    from neurorave.models.audibility import AUDIBLE_RMS
     audible = originals_rms(originals, synth.sample_rate, synth.hop) >= AUDIBLE_RMS
     control = run_control(synth, z, curves_norm, recon_norm, seed=seed,
                           progress=lambda jobs: bar(jobs, f"{synth.name}: control"),

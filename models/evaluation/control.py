@@ -32,7 +32,7 @@ import math
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from neurorave.models.descriptors import AUDIBLE_RMS
+from neurorave.models.audibility import AUDIBLE_RMS
 
 MODULATORS = ("other", "ramp_up", "ramp_down", "sine", "sawtooth", "mean")
 SET_SIZES = (2, 3, 4)

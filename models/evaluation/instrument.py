@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from neurorave.models.descriptors import AUDIBLE_RMS  # quieter windows are gaps
+from neurorave.models.audibility import AUDIBLE_RMS  # quieter windows are gaps
 
 PITCH_BASE_HZ = 130.8128           # C3 at 0 V, the module's default
 PITCH_SEMITONES = 36               # three octaves, 0 V to 3 V

@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 from neurorave.firmware.errors import UserError
-from neurorave.models.descriptors import AUDIBLE_RMS
+from neurorave.models.audibility import AUDIBLE_RMS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRIOR_FILE = "prior.json"

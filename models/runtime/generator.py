@@ -9,11 +9,19 @@ A frame is the full PCA coordinates followed by the raw attribute values. Where 
 is 1 the frame takes `pinned` exactly (CV1 on latent 0, attributes on CVs); the prior
 samples the rest consistently with them and with the phrase so far. Nothing is
 allocated per step: the returned frame is a view the next step overwrites.
+
+A gate asks for a phrase, and a phrase starts with sound: a first frame whose rms the
+prior draws below AUDIBLE_RMS is drawn again from the same state with fresh noise (up
+to START_TRIES draws; the only allocation is that state's copy, once per phrase). An rms
+the musician pins is left as it is.
 """
 from typing import Optional, Tuple
 
 import numpy as np
+from neurorave.models.audibility import AUDIBLE_RMS
 from neurorave.models.runtime.bundle import Bundle, BundleError
+
+START_TRIES = 8
 
 
 class PriorGenerator:
@@ -36,6 +44,8 @@ class PriorGenerator:
         self._lo = np.array([a.min for a in bundle.attributes], np.float32)
         self._hi = np.array([a.max for a in bundle.attributes], np.float32)
         self._attributes = np.zeros(self.attributes, np.float32)
+        names = [a.name for a in bundle.attributes]
+        self._rms = self.latent_dims + names.index("rms") if "rms" in names else None
         self._prev = self.graph.inputs["prev"]
         self._pinned = self.graph.inputs["pinned"]
         self._mask = self.graph.inputs["mask"]
@@ -64,8 +74,16 @@ class PriorGenerator:
         self._pinned[0] = pinned
         self._mask[0] = mask
         self._temperature[0, 0] = temperature
-        self.graph.fill_noise()
-        self.graph.run()
+        starting = self.frames == 0 and self._rms is not None and not mask[self._rms]
+        state = self.graph.snapshot()[0] if starting else None
+        tries = START_TRIES if starting else 1
+        for attempt in range(tries):
+            if attempt:  # the state before the first draw, the noise moved on
+                self.graph.restore((state, self.graph.snapshot()[1]))
+            self.graph.fill_noise()
+            self.graph.run()
+            if not starting or self._out[0, self._rms] >= AUDIBLE_RMS:
+                break
         self._prev[...] = self._out
         self.frames += 1
         return self._out[0]
