@@ -5,8 +5,7 @@ attribute values): `prev` (the previous frame; at a phrase start the training me
 model.json's `prior.start`), `pinned` and `mask` (what the controls hold), and
 `temperature`; the uniform noise `u_mix`, `u1`, `u2` is drawn by the engine (declared
 as noise in model.json); the GRU state is `h_in` -> `h_out`. Output `x`: the whole
-frame, pinned dimensions exactly as given. Standardisation is baked in, and with it the
-log of the dimensions the prior models in dB (see `Standardiser`).
+frame, pinned dimensions exactly as given. Standardisation is baked in.
 """
 from __future__ import annotations
 
@@ -21,11 +20,9 @@ import numpy as np
 import onnx
 import torch
 from neurorave.firmware.errors import UserError
-from neurorave.models.prior.data import Standardiser
 from neurorave.models.prior.net import PriorNet, sample_from
 from neurorave.models.prior.train import PRIOR_FILE
 from neurorave.models.runtime.bundle import sha256_of
-from neurorave.models.training.stats import RMS_FLOOR
 from torch import nn
 
 OPSET = 13
@@ -34,31 +31,18 @@ NOISE_INPUTS = ("u_mix", "u1", "u2")
 
 
 class ExportPrior(nn.Module):
-    def __init__(self, net: PriorNet, scale: Standardiser):
+    def __init__(self, net: PriorNet, mean: np.ndarray, std: np.ndarray):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(scale.mean, dtype=torch.float32)[None])
-        self.register_buffer("std", torch.tensor(scale.std, dtype=torch.float32)[None])
-        # Dimensions modelled as log (rms with model.log_rms); none: no log in the graph.
-        self.logged = bool(scale.log.any())
-        self.register_buffer("log", torch.tensor(scale.log, dtype=torch.float32)[None])
-
-    def warp(self, raw: torch.Tensor) -> torch.Tensor:
-        if not self.logged:
-            return raw
-        return torch.where(self.log > 0, torch.log(torch.clamp(raw, min=RMS_FLOOR)), raw)
-
-    def unwarp(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.logged:
-            return x
-        return torch.where(self.log > 0, torch.exp(x * self.log), x)  # exp(0) elsewhere
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None])
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None])
 
     def forward(self, prev, pinned, mask, temperature, u_mix, u1, u2, h_in):
-        p = ((self.warp(prev) - self.mean) / self.std)[:, None]
-        q = ((self.warp(pinned) - self.mean) / self.std)[:, None]
+        p = ((prev - self.mean) / self.std)[:, None]
+        q = ((pinned - self.mean) / self.std)[:, None]
         logits, mu, log_sigma, h_out = self.net(p, q, mask[:, None], h_in)
         x = sample_from(logits[:, 0], mu[:, 0], log_sigma[:, 0], temperature, u_mix, u1, u2)
-        raw = self.unwarp(x * self.std + self.mean)
+        raw = x * self.std + self.mean
         return mask * pinned + (1 - mask) * raw, h_out
 
 
@@ -91,7 +75,8 @@ def check_matches(meta: Dict[str, Any], pca: Dict[str, np.ndarray], attributes, 
 def export_prior(meta: Dict[str, Any], net: PriorNet, path: str) -> Dict[str, Any]:
     """Write prior.onnx; return its model.json graph entry."""
     d, layers, hidden = int(meta["dims"]), net.layers, net.hidden
-    wrapper = ExportPrior(net, Standardiser.from_state(meta["standardiser"])).eval()
+    wrapper = ExportPrior(net, np.asarray(meta["standardiser"]["mean"]),
+                          np.asarray(meta["standardiser"]["std"])).eval()
     inputs = [("prev", (1, d)), ("pinned", (1, d)), ("mask", (1, d)), ("temperature", (1, 1)),
               ("u_mix", (1, 1)), ("u1", (1, d)), ("u2", (1, d))]
     example = tuple(torch.full(s, 0.5) for _, s in inputs) + (torch.zeros(layers, 1, hidden),)
@@ -124,5 +109,5 @@ def prior_meta(meta: Dict[str, Any], path: str) -> Dict[str, Any]:
     """What model.json says of the prior beyond its graph."""
     return {"dims": int(meta["dims"]), "latent_dims": int(meta["latent_size"]),
             "attributes": list(meta["attributes"]), "source": str(Path(path).resolve()),
-            "start": [float(v) for v in Standardiser.from_state(meta["standardiser"]).start()],
+            "start": [float(v) for v in meta["standardiser"]["mean"]],
             "metrics": meta.get("metrics", {})}

@@ -187,11 +187,10 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
     frames = encode_split(run, np.asarray(train_split.audio), pca)
     held_out = encode_split(run, np.asarray(valid_split.audio), pca) if len(valid_split) \
         else frames[-1:]
+    scale = Standardiser.fit(frames)
+    x_train, x_valid = scale(frames), scale(held_out)
     latent, attrs = m.latent_size, len(m.attributes)
     dims = latent + attrs
-    # The prior reads rms on the scale the decoder reads it on.
-    scale = Standardiser.fit(frames, [latent + m.attributes.index("rms")] if m.log_rms else [])
-    x_train, x_valid = scale(frames), scale(held_out)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
