@@ -348,7 +348,13 @@ def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
     assert good["gates"] == 3 and good["unanswered_gates"] == 0
     assert good["seconds"] == pytest.approx(6.0, abs=0.01)
     loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
-    assert not loud["ok"] and loud["clipped_samples"] > 0 and loud["peak"] > 1
+    assert not loud["ok"] and loud["clipped_samples"] > 0 and loud["peak"] == 1.0
+    assert loud["model_peak"] > 1 / loud["output_level"]
+    # Over full scale in the voice, under it after the module's output level (0.8): the
+    # module does not clip, and the report still shows the voice's own peak.
+    hot = generation_check(write_oscillator_bundle(str(tmp_path / "hot"), gain=3.0), 3.0)
+    assert hot["output_level"] == 0.8 and hot["model_peak"] > 1.0
+    assert hot["ok"] and hot["clipped_samples"] == 0 and hot["peak"] < 1.0
     quiet = generation_check(write_oscillator_bundle(str(tmp_path / "quiet"), gain=0.0), 3.0)
     assert not quiet["ok"] and quiet["longest_silence_s"] == pytest.approx(3.0)
     assert quiet["gates"] == 2 and quiet["unanswered_gates"] == 2

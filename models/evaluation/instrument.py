@@ -13,12 +13,16 @@ sample rate, with panel volts and gate edges as a patch would give them:
   a gate period plus ANSWER_S (a note that dies at once, then a next gate answered
   late). A short note that dies away before the next gate, as a plucked or struck one
   does, is what the patch asked for. The longest silence is reported as well.
+  Clipping is counted where the module clips: after its output stage, which scales
+  the voice by the default `output_level` (0.8) and limits it to full scale. `peak`
+  is read there too, `model_peak` before it.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from neurorave.firmware.state_files import default_settings
 from neurorave.models.audibility import AUDIBLE_RMS  # quieter windows are gaps
 
 PITCH_BASE_HZ = 130.8128           # C3 at 0 V, the module's default
@@ -161,11 +165,13 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
         longest = max(longest, run)
     judged, unanswered = gate_answers(quiet, played["gate1_at"])
     limit_s = GENERATION_GATE1_S + ANSWER_S
-    clipped = int(np.sum(np.abs(audio) >= CLIP_LEVEL))
+    level = float(default_settings()["output_level"])
+    clipped = int(np.sum(np.abs(audio) * level >= CLIP_LEVEL))
+    model_peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     longest_s = longest * SILENCE_WINDOW_S
     result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": model.mode,
-              "nan_at_s": played["nan_at"], "peak": float(np.max(np.abs(audio))) if audio.size
-              else 0.0, "clipped_samples": clipped,
+              "nan_at_s": played["nan_at"], "peak": min(model_peak * level, CLIP_LEVEL),
+              "model_peak": model_peak, "output_level": level, "clipped_samples": clipped,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
               "longest_silence_s": longest_s, "silence_limit_s": limit_s,
               "gates": judged, "unanswered_gates": unanswered,
