@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
-from neurorave.models.config import LATENT_BINS, Config
 from neurorave.models.audibility import AUDIBLE_RMS
+from neurorave.models.config import LATENT_BINS, Config
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.losses import (
     MultiScaleSTFTLoss,
