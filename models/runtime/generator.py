@@ -12,8 +12,8 @@ allocated per step: the returned frame is a view the next step overwrites.
 
 A gate asks for a phrase, and a phrase starts with sound: a first frame whose rms the
 prior draws below AUDIBLE_RMS is drawn again from the same state with fresh noise (up
-to START_TRIES draws; the only allocation is that state's copy, once per phrase). An rms
-the musician pins is left as it is.
+to START_TRIES draws; copies of the state are made at a phrase start only). An rms the
+musician pins is left as it is.
 """
 from typing import Optional, Tuple
 
