@@ -3,7 +3,9 @@ import json
 import subprocess
 import sys
 
-DEVICE_PACKAGES = ["neurorave.firmware", "neurorave.hardware", "neurorave.models.runtime"]
+# The device's packages, and the one module of models/ outside runtime that it imports.
+DEVICE_PACKAGES = ["neurorave.firmware", "neurorave.hardware", "neurorave.models.runtime",
+                   "neurorave.models.audibility"]
 
 PROBE = r"""
 import importlib, json, pkgutil, sys
@@ -11,7 +13,7 @@ imported = []
 for name in PACKAGES:
     package = importlib.import_module(name)
     imported.append(name)
-    for info in pkgutil.walk_packages(package.__path__, prefix=name + "."):
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=name + "."):
         importlib.import_module(info.name)
         imported.append(info.name)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "pytorch_lightning",

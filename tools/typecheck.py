@@ -1,8 +1,9 @@
-"""Run mypy over the device-side folders under their real import names.
+"""Run mypy over the device-side folders (and single modules) under their real import names.
 
 The code folders are mapped into the `neurorave` namespace by setup.py, which mypy
 cannot see through an editable install; a tree of symbolic links gives it the
-`neurorave.<folder>` layout. Usage: python tools/typecheck.py firmware hardware models/runtime
+`neurorave.<folder>` layout. A folder is checked with everything under it, a .py file
+alone. Usage: python tools/typecheck.py firmware hardware models/runtime models/audibility.py
 """
 import os
 import subprocess
@@ -20,8 +21,15 @@ def main(folders):
         if not os.path.islink(link):
             os.symlink(os.path.join(ROOT, top), link)
     packages = []
-    for folder in folders:
-        packages += ["-p", "neurorave." + folder.strip("/").replace("/", ".")]
+    for path in folders:
+        name = path.strip("/")
+        if name.endswith(".py"):
+            name = name[:-3]
+            if name.endswith("/__init__"):
+                name = name[:-len("/__init__")]
+            packages += ["-m", "neurorave." + name.replace("/", ".")]
+        else:
+            packages += ["-p", "neurorave." + name.replace("/", ".")]
     env = dict(os.environ, MYPYPATH=TREE)
     command = [sys.executable, "-m", "mypy", "--config-file", os.path.join(ROOT, "pyproject.toml")]
     return subprocess.call(command + packages, env=env, cwd=ROOT)
