@@ -42,6 +42,7 @@ class ModelConfig:
     harmonics: int = 0            # sines at f0 and its multiples added to the output (needs f0)
     level: bool = False           # each frame's RMS set to the rms input (needs rms): a VCA
     log_rms: bool = False         # rms conditions the decoder in dB, not linearly (needs rms)
+    band_dc_block: float = 0.0    # Hz: a DC blocker on the band signals (0: none); see decoder.py
 
     @property
     def hop(self) -> int:
@@ -237,6 +238,9 @@ def _check(cfg: Config, path: Path) -> None:
         raise bad("model.level", "needs rms among the attributes")
     if m.log_rms and "rms" not in m.attributes:
         raise bad("model.log_rms", "needs rms among the attributes")
+    if not 0 <= m.band_dc_block < m.sample_rate / m.bands / 2:
+        raise bad("model.band_dc_block", f"must be 0 (none) or a cutoff in Hz below "
+                  f"{m.sample_rate / m.bands / 2:g}, got {m.band_dc_block}")
     if t.chunk % m.hop:
         raise bad("training.chunk", f"must be a multiple of the hop ({m.hop} samples), "
                   f"got {t.chunk}")

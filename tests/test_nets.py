@@ -3,7 +3,7 @@ import pytest
 import torch
 from neurorave.firmware.errors import UserError
 from neurorave.models.config import builtin_names, load_config
-from neurorave.models.nets.decoder import HarmonicSource, LevelStage
+from neurorave.models.nets.decoder import BandDCBlock, Decoder, HarmonicSource, LevelStage
 from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis
 from neurorave.models.nets.streaming import cache_specs, init_caches, stream
 from neurorave.models.training.module import build_nets
@@ -208,6 +208,9 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text('extends = "tiny"\n[model]\nattributes = ["rms", "loudness"]\n')
     with pytest.raises(UserError, match=r"'model.attributes'"):
         load_config(bad)
+    bad.write_text('extends = "tiny"\n[model]\nband_dc_block = -5.0\n')
+    with pytest.raises(UserError, match=r"'model.band_dc_block' must be 0 \(none\) or a cutoff"):
+        load_config(bad)
     bad.write_text('extends = "tiny"\n[model]\nharmonics = 8\n')  # tiny has no f0
     with pytest.raises(UserError, match=r"'model.harmonics' must be 0, or > 0 with f0"):
         load_config(bad)
@@ -299,3 +302,36 @@ def test_level_stage_plays_each_frame_at_the_rms_asked_and_streams_like_offline(
     with torch.no_grad():
         loud = stage(quiet, torch.full((1, frames), 0.2))
     assert float(loud.abs().max()) <= 1e-6 * LevelStage.MAX_GAIN * 1.0001
+
+
+def test_band_dc_block_removes_offsets_keeps_tones_and_streams_like_offline():
+    band_rate, bands, n = 2000.0, 2, 128 * 12
+    stage = BandDCBlock(bands, band_rate, 20.0)
+    t = torch.arange(n) / band_rate
+    tone = 0.5 * torch.sin(2 * torch.pi * 300.0 * t)
+    x = torch.stack([tone + 0.3, tone - 0.2 + 0.05 * t])[None]  # offsets, one drifting
+    with torch.no_grad():
+        out = stage(x)
+        caches = init_caches(stage, 1)
+        parts = []
+        for size in (128, 128, 256, 64, 64, 384, 512):  # calls of any length
+            start = sum(p.shape[-1] for p in parts)
+            with stream(stage, caches) as ctx:
+                parts.append(stage(x[..., start:start + size]))
+            caches = ctx.new_caches
+    assert float((torch.cat(parts, -1) - out).abs().max()) < 1e-5
+    tail = out[..., n // 2:]
+    assert float(tail.mean(-1).abs().max()) < 0.01           # the offsets are gone
+    kept = tail.pow(2).mean(-1).sqrt() / (0.5 / 2 ** 0.5)
+    assert torch.allclose(kept, torch.ones_like(kept), atol=0.01)  # the tone is not
+    # From a reset x[-1] = 0: the first sample is a step from 0.
+    assert float(out[0, 0, 0]) == pytest.approx(0.3 * (1 + stage.r) / 2, abs=1e-6)
+
+
+def test_decoder_with_band_dc_block_has_the_same_weights():
+    # A checkpoint trained without the stage loads into a decoder with it.
+    plain = Decoder(2, [2, 2], 4, 3, 2)
+    blocked = Decoder(2, [2, 2], 4, 3, 2, band_dc_block_hz=20.0)
+    assert blocked.dc_block is not None and plain.dc_block is None
+    assert list(plain.state_dict()) == list(blocked.state_dict())
+    blocked.load_state_dict(plain.state_dict())

@@ -20,10 +20,11 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("name", ["tiny"])
-def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name):
+@pytest.mark.parametrize("name,dc_block", [("tiny", 0.0), ("tiny", 20.0)])
+def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_block):
     cfg = load_config(name)
     m = cfg.model
+    m.band_dc_block = dc_block  # the band signals' DC blocker: two more state cells
     torch.manual_seed(0)
     dec = build_nets(cfg)["decoder"].eval()
     per_frame = m.hop // m.bands

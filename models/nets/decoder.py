@@ -109,6 +109,48 @@ class HarmonicSource(nn.Module):
         return (amps * audible * torch.sin(2 * torch.pi * partials)).sum(1, keepdim=True)
 
 
+class BandDCBlock(nn.Module):
+    """A one-pole high-pass (a DC blocker) on every band signal before the PQMF merges
+    them. A steady offset in a band signal comes out of the PQMF as a pure tone at a
+    band edge (k x sample rate / bands: 2, 4 and 6 kHz at 16 kHz with 8 bands), which the
+    decoders learned to emit (benchmarks/band_edge_tones.py); no loss forbids it.
+
+    y[n] = g (x[n] - x[n-1]) + r y[n-1], g = (1 + r) / 2 for unity gain at high
+    frequencies, solved in closed form over blocks of `block`
+    samples (a constant lower-triangular matrix of powers of r), so that it traces to
+    ONNX without a loop; the last x and y of each band run on from call to call in
+    `StateCell`s. No weights: a checkpoint trained without it loads as it is.
+    """
+
+    def __init__(self, bands: int, band_rate: float, cutoff_hz: float, block: int = 128):
+        super().__init__()
+        self.r = float(np.exp(-2 * np.pi * cutoff_hz / band_rate))
+        self.gain = (1.0 + self.r) / 2
+        self.block = block
+        self.last_x = StateCell(bands)
+        self.last_y = StateCell(bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[-1]
+        block = self.block if t % self.block == 0 else t
+        n = torch.arange(block, dtype=x.dtype, device=x.device)
+        lag = n[:, None] - n[None, :]
+        powers = torch.where(lag >= 0, torch.pow(self.r, lag.clamp(min=0)),
+                             torch.zeros_like(lag))  # [block, block]
+        decay = torch.pow(self.r, n + 1)             # what y[-1] still weighs at n
+        prev_x, prev_y = self.last_x.read(x), self.last_y.read(x)
+        out = []
+        for start in range(0, t, block):
+            chunk = x[..., start:start + block]
+            step = self.gain * (chunk - torch.cat([prev_x, chunk[..., :-1]], dim=-1))
+            y = torch.matmul(step, powers.T) + prev_y * decay
+            out.append(y)
+            prev_x, prev_y = chunk[..., -1:], y[..., -1:]
+        self.last_x.write(prev_x)
+        self.last_y.write(prev_y)
+        return torch.cat(out, dim=-1)
+
+
 class LevelStage(nn.Module):
     """Sets each latent frame's RMS to the rms attribute: the decoder shapes the sound,
     this stage gives it the level asked for, so the rms control (and a prior's rms)
@@ -156,7 +198,8 @@ class Decoder(nn.Module):
                  n_attributes: int, noise_bins: int = 5, noise_block: int = 4,
                  pqmf_taps_per_band: int = 8, dilations: Sequence[int] = (1, 3, 9),
                  harmonics: int = 0, f0_index: Optional[int] = None,
-                 sample_rate: int = 16000, rms_index: Optional[int] = None):
+                 sample_rate: int = 16000, rms_index: Optional[int] = None,
+                 band_dc_block_hz: float = 0.0):
         super().__init__()
         self.bands = bands
         self.ratios = list(ratios)
@@ -178,6 +221,9 @@ class Decoder(nn.Module):
         self.amplitude = CausalConv1d(channels, bands, 3)
         self.noise = FilteredNoise(channels, bands, noise_bins, noise_block)
         self.pqmf = PQMFSynthesis(bands, pqmf_taps_per_band)
+        self.dc_block: Optional[BandDCBlock] = None
+        if band_dc_block_hz > 0:
+            self.dc_block = BandDCBlock(bands, sample_rate / bands, band_dc_block_hz)
         self.harmonic: Optional[HarmonicSource] = None
         self.f0_index = f0_index
         if harmonics:
@@ -227,6 +273,8 @@ class Decoder(nn.Module):
                                device=z.device, dtype=hidden.dtype) * 2 - 1
         bands = (torch.tanh(self.waveform(hidden)) * torch.sigmoid(self.amplitude(hidden))
                  + self.noise(hidden, noise))
+        if self.dc_block is not None:
+            bands = self.dc_block(bands)
         audio = self.pqmf(bands)
         if self.harmonic is not None:
             audio = audio + self.harmonic(hidden, self.f0_hz(attributes))
