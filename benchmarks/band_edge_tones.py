@@ -75,24 +75,22 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from neurorave.firmware.errors import UserError
-    from neurorave.models.evaluation.instrument import GENERATION_GATE1_S, _play, _voice
+    from neurorave.models.evaluation.instrument import play_generation
 
     try:
         bands = args.bands or bands_of(args.bundle)
-        model = _voice(args.bundle, args.seed, pitch=False)
+        played = play_generation(args.bundle, args.seconds, args.seed)
     except (UserError, OSError, ValueError) as exc:
         sys.exit(f"band_edge_tones: {exc}")
-    played = _play(model, args.seconds,
-                   lambda t: [2.0 * np.sin(2 * np.pi * 0.05 * t), 0.0, 0.0, 0.0],
-                   GENERATION_GATE1_S, None)
+    sr = played["sample_rate"]
     report = {"bundle": args.bundle, "seconds": args.seconds, "bands": bands,
-              "prior_play": summary(edge_lines(played["audio"], model.sample_rate, bands))}
+              "prior_play": summary(edge_lines(played["audio"], sr, bands))}
     if args.data:
         from neurorave.models.datastore import open_dataset
 
         test = open_dataset(args.data).split("test")
         audio = np.asarray(test.audio[:], dtype=np.float32).reshape(-1)
-        report["test_split"] = summary(edge_lines(audio, model.sample_rate, bands))
+        report["test_split"] = summary(edge_lines(audio, sr, bands))
     print(json.dumps(report, indent=1))
     return 0
 

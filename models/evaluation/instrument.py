@@ -144,8 +144,8 @@ def gate_answers(quiet: np.ndarray, gate1_at: List[float]) -> Tuple[int, int]:
     return len(judged), int(sum(bool(quiet[i:i + per_gate].all()) for i in judged))
 
 
-def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
-    """NaN, clipping and silence over `seconds` of playing under a moving patch."""
+def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
+    """The generation patch played: {"audio", "sample_rate", "nan_at", "gate1_at", "mode"}."""
     model = _voice(bundle_path, seed, pitch=False)
 
     def controls(t: float) -> List[float]:
@@ -153,7 +153,13 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
         return [2.0 * np.sin(2 * np.pi * 0.05 * t), 0.0, 0.0, 0.0]
 
     played = _play(model, seconds, controls, GENERATION_GATE1_S, None)
-    audio, sr = played["audio"], model.sample_rate
+    return {**played, "sample_rate": model.sample_rate, "mode": model.mode}
+
+
+def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
+    """NaN, clipping and silence over `seconds` of playing under a moving patch."""
+    played = play_generation(bundle_path, seconds, seed)
+    audio, sr = played["audio"], played["sample_rate"]
     window = int(SILENCE_WINDOW_S * sr)
     n = len(audio) // window
     rms = np.sqrt(np.mean(audio[:n * window].reshape(n, window).astype(np.float64) ** 2,
@@ -169,7 +175,7 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     clipped = int(np.sum(np.abs(audio) * level >= CLIP_LEVEL))
     model_peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     longest_s = longest * SILENCE_WINDOW_S
-    result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": model.mode,
+    result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": played["mode"],
               "nan_at_s": played["nan_at"], "peak": min(model_peak * level, CLIP_LEVEL),
               "model_peak": model_peak, "output_level": level, "clipped_samples": clipped,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,

@@ -132,7 +132,7 @@ class BandDCBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[-1]
-        block = self.block if t % self.block == 0 else t
+        block = min(self.block, t)  # a shorter last block uses the matrix's top-left corner
         n = torch.arange(block, dtype=x.dtype, device=x.device)
         lag = n[:, None] - n[None, :]
         powers = torch.where(lag >= 0, torch.pow(self.r, lag.clamp(min=0)),
@@ -142,8 +142,9 @@ class BandDCBlock(nn.Module):
         out = []
         for start in range(0, t, block):
             chunk = x[..., start:start + block]
+            size = chunk.shape[-1]
             step = self.gain * (chunk - torch.cat([prev_x, chunk[..., :-1]], dim=-1))
-            y = torch.matmul(step, powers.T) + prev_y * decay
+            y = torch.matmul(step, powers[:size, :size].T) + prev_y * decay[:size]
             out.append(y)
             prev_x, prev_y = chunk[..., -1:], y[..., -1:]
         self.last_x.write(prev_x)
