@@ -14,7 +14,7 @@ import numpy as np
 from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.errors import UserError
 from neurorave.firmware.state_files import default_settings
-from neurorave.firmware.voice import FADE_S, ControlInputs, VoiceModel, fade
+from neurorave.firmware.voice import FADE_S, ControlInputs, VoiceModel, fade, output_stage
 from neurorave.hardware.patch import Patch, load_patch
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import EngineUnavailable
@@ -60,7 +60,7 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
     tail = model.resampler.process(np.zeros(0, np.float32), last=True)
     audio = np.concatenate(blocks + [tail])[: int(round(seconds * rate))]
     audio = fade(audio, True, int(FADE_S * rate))
-    return np.clip(audio * gain, -1.0, 1.0).astype(np.float32), rate
+    return output_stage(audio, gain), rate
 
 
 def main(args: Any) -> int:

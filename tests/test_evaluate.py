@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from neurorave.firmware.cli import main as cli_main
+from neurorave.firmware.voice import LIMIT_KNEE
 from neurorave.models.datastore import write_dataset
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.evaluation.control import (
@@ -101,6 +102,10 @@ def test_metrics_hold_every_measurement_for_both_models(report, models):
     assert played["pitch"] == {"available": False, "why": "the model has no f0 attribute"}
     assert played["generation"]["seconds"] == pytest.approx(5.0, abs=0.1)
     assert played["generation"]["nan_at_s"] is None and "instrument" not in run
+    # The figures name the graphs they were measured on (a run has no graphs).
+    model_json = json.loads((models / "bundle" / "model.json").read_text())
+    assert bundle["graphs"] == {role: g["sha256"] for role, g in model_json["graphs"].items()}
+    assert "graphs" not in run
 
 
 def test_the_bundle_and_its_checkpoint_measure_alike(models, tmp_path):
@@ -345,10 +350,15 @@ def test_a_gate_counts_as_answered_by_sound_within_half_a_second_of_its_rise():
 def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
     good = generation_check(write_oscillator_bundle(str(tmp_path / "good")), 6.0)
     assert good["ok"] and good["clipped_samples"] == 0 and good["longest_silence_s"] == 0
+    assert good["limited_samples"] == 0
     assert good["gates"] == 3 and good["unanswered_gates"] == 0
     assert good["seconds"] == pytest.approx(6.0, abs=0.01)
     loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
-    assert not loud["ok"] and loud["clipped_samples"] > 0 and loud["peak"] == 1.0
+    # Where a hard clip would cut, the output stage's limiter rounds the peak off up to
+    # full scale; it still counts as clipped (heard as saturation).
+    assert not loud["ok"] and loud["clipped_samples"] > 0
+    assert LIMIT_KNEE < loud["peak"] <= 1.0
+    assert loud["limited_samples"] >= loud["clipped_samples"]
     assert loud["model_peak"] > 1 / loud["output_level"]
     # Over full scale in the voice, under it after the module's output level (0.8): the
     # module does not clip, and the report still shows the voice's own peak.

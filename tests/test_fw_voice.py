@@ -12,7 +12,14 @@ from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.render import render
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.stats import Stats
-from neurorave.firmware.voice import ControlInputs, Voice, VoiceModel, fade
+from neurorave.firmware.voice import (
+    LIMIT_KNEE,
+    ControlInputs,
+    Voice,
+    VoiceModel,
+    fade,
+    output_stage,
+)
 from neurorave.hardware.patch import parse_patch
 from toy_bundle import write_toy_bundle
 
@@ -75,6 +82,39 @@ def test_fade_is_a_smooth_ramp():
     up, down = fade(ones, True, 50), fade(ones, False, 50)
     assert 0 < up[0] < 0.01 and np.all(np.diff(up[:50]) > 0) and np.all(up[50:] == 1)
     assert down[0] > 0 and down[49] < 0.01 and np.all(down[50:] == 0)
+
+
+def test_the_output_stage_passes_the_voice_up_to_its_knee_then_rounds_peaks_off():
+    x = np.linspace(-4.0, 4.0, 80001).astype(np.float32)
+    y = output_stage(x, 0.5)
+    quiet = np.abs(x * 0.5) <= LIMIT_KNEE
+    assert np.array_equal(y[quiet], (x * np.float32(0.5))[quiet])  # unchanged: no colour
+    assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.99       # toward full scale
+    assert np.all(np.diff(y) >= 0)                                  # no fold-back
+    assert np.allclose(y, -y[::-1])                                 # symmetric
+    # No corner at the knee: the slope just above it is still 1 (a hard clip's is 0
+    # at full scale), and the curve bends smoothly down from there.
+    step = float(x[1] - x[0]) * 0.5
+    slope = np.diff(y) / step
+    just_over = np.flatnonzero(x[1:] * 0.5 > LIMIT_KNEE)[0]
+    assert slope[just_over] == pytest.approx(1.0, abs=1e-2)
+    assert np.all(slope[np.abs(x[1:] * 0.5) > 1.2] < 0.5)
+    assert output_stage(np.zeros(4, np.float32), 0.8).dtype == np.float32
+
+
+def test_render_at_a_high_level_is_limited_not_hard_clipped(bundles):
+    patch = parse_patch(PATCH, "p.toml")
+    soft, _ = render(bundles[0], patch, 2.0, seed=3, level=1.0)
+    level = 1.3 / float(np.abs(soft).max())  # peaks 30 % over full scale
+    hot, _ = render(bundles[0], patch, 2.0, seed=3, level=level)
+    over = np.abs(soft) * level >= 1.0
+    assert over.sum() > 10                    # a hard clip would flatten these to 1.0
+    assert np.abs(hot).max() < 1.0
+    assert np.all(np.abs(hot[over]) > LIMIT_KNEE)  # rounded off, not squashed
+    # The rest passes exactly as the level scales it.
+    quiet = np.abs(soft) * level <= LIMIT_KNEE
+    assert quiet.sum() > 1000
+    assert np.allclose(hot[quiet], soft[quiet] * level, rtol=1e-5, atol=1e-7)
 
 
 def _drain(ring, seconds):

@@ -155,6 +155,10 @@ def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
         if isinstance(synth, BundleSynth):
             from neurorave.models.evaluation.instrument import play_checks
 
+            # Which graphs these figures belong to: a bundle installed with them can be
+            # checked against its metrics (tests/test_bundled_models.py).
+            result["metrics"]["graphs"] = {role: graph.sha256
+                                           for role, graph in synth.bundle.graphs.items()}
             start = time.perf_counter()
             result["metrics"]["instrument"] = play_checks(path, play_seconds, seed)
             result["metrics"]["timing"]["instrument_s"] = time.perf_counter() - start

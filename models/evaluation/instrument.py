@@ -13,9 +13,11 @@ sample rate, with panel volts and gate edges as a patch would give them:
   a gate period plus ANSWER_S (a note that dies at once, then a next gate answered
   late). A short note that dies away before the next gate, as a plucked or struck one
   does, is what the patch asked for. The longest silence is reported as well.
-  Clipping is counted where the module clips: after its output stage, which scales
-  the voice by the default `output_level` (0.8) and limits it to full scale. `peak`
-  is read there too, `model_peak` before it.
+  Clipping is counted where the module would clip: after the default `output_level`
+  (0.8), a sample at or beyond full scale (the output stage's soft limiter rounds it
+  off instead, which is still heard as saturation). `limited_samples` counts those the
+  limiter bends at all (over its knee); `peak` is read after the output stage,
+  `model_peak` before it.
 """
 from __future__ import annotations
 
@@ -158,6 +160,8 @@ def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str
 
 def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
     """NaN, clipping and silence over `seconds` of playing under a moving patch."""
+    from neurorave.firmware.voice import LIMIT_KNEE, output_stage
+
     played = play_generation(bundle_path, seconds, seed)
     audio, sr = played["audio"], played["sample_rate"]
     window = int(SILENCE_WINDOW_S * sr)
@@ -173,11 +177,14 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     limit_s = GENERATION_GATE1_S + ANSWER_S
     level = float(default_settings()["output_level"])
     clipped = int(np.sum(np.abs(audio) * level >= CLIP_LEVEL))
+    limited = int(np.sum(np.abs(audio) * level > LIMIT_KNEE))
     model_peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     longest_s = longest * SILENCE_WINDOW_S
     result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": played["mode"],
-              "nan_at_s": played["nan_at"], "peak": min(model_peak * level, CLIP_LEVEL),
+              "nan_at_s": played["nan_at"],
+              "peak": float(output_stage(np.array([model_peak]), level)[0]),
               "model_peak": model_peak, "output_level": level, "clipped_samples": clipped,
+              "limited_samples": limited,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
               "longest_silence_s": longest_s, "silence_limit_s": limit_s,
               "gates": judged, "unanswered_gates": unanswered,
