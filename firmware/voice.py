@@ -248,7 +248,7 @@ def output_stage(block: np.ndarray, level: float) -> np.ndarray:
     hard clip at full scale squares off a loud peak with a harsh edge; a player who
     turns the level or the rms CV up gets a rounded peak instead, as from an analogue
     output stage. At the default level (0.8) the bundled voices stay under the knee but
-    for rare peaks (gm-notes' highest in 600 s of prior play: 0.91)."""
+    for rare peaks (models/pretrained/README.md)."""
     out = np.asarray(block, dtype=np.float32) * np.float32(level)
     over = np.abs(out) - LIMIT_KNEE
     hot = over > 0

@@ -1,5 +1,6 @@
 """The streaming interface exports: a decoder step traced to ONNX opset 13 runs in ONNX
 Runtime frame by frame and equals the torch decoder run offline (what issue 5 builds on)."""
+import copy
 import io
 
 import numpy as np
@@ -20,8 +21,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("name,dc_block", [("tiny", 0.0), ("tiny", 20.0)])
-def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_block):
+# gm-notes: the bundled voice's shape (harmonic source, level stage, the DC blocker).
+# Its float32 rounding is larger: 32 partials' phases reach hundreds of cycles within a
+# frame (float32 keeps about 1e-5 of a cycle there, times the partial's number), and
+# the level stage scales each frame by asked / measured rms, which random weights make
+# large. Measured: -54 dB rms against the signal's rms (the trained bundle: its peak
+# error -70 dB under its peak); losing the DC blocker's or the level stage's state between
+# calls gives -15 or -6 dB. tiny measures -130 dB.
+@pytest.mark.parametrize("name,dc_block,within_db", [("tiny", 0.0, -100.0), ("tiny", 20.0, -100.0),
+                                                     ("gm-notes", 20.0, -40.0)])
+def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_block,
+                                                                      within_db):
+    """Against the offline decoder in float64 (exact to rounding): what is left is the
+    graph's float32 rounding."""
     cfg = load_config(name)
     m = cfg.model
     m.band_dc_block = dc_block  # the band signals' DC blocker: two more state cells
@@ -47,7 +59,8 @@ def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_
     attrs = torch.rand(1, len(m.attributes), frames, generator=g) * 2 - 1
     noise = torch.rand(1, m.bands, frames * per_frame, generator=g) * 2 - 1
     with torch.no_grad():
-        offline = dec(z, attrs, noise).numpy()
+        offline = copy.deepcopy(dec).double()(z.double(), attrs.double(),
+                                               noise.double()).numpy()
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     caches = [np.zeros(s, dtype=np.float32) for _, s in specs]
     outs = []
@@ -60,4 +73,6 @@ def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_
         caches = result[1:]
     streamed = np.concatenate(outs, axis=-1)
     assert streamed.shape == offline.shape
-    assert float(np.abs(streamed - offline).max()) <= 1e-4
+    error_db = 20 * np.log10(np.sqrt(np.mean((streamed - offline) ** 2))
+                             / np.sqrt(np.mean(offline ** 2)))
+    assert error_db <= within_db

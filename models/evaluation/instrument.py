@@ -160,7 +160,7 @@ def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str
 
 def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
     """NaN, clipping and silence over `seconds` of playing under a moving patch."""
-    from neurorave.firmware.voice import LIMIT_KNEE, output_stage
+    from neurorave.firmware.voice import output_stage
 
     played = play_generation(bundle_path, seconds, seed)
     audio, sr = played["audio"], played["sample_rate"]
@@ -176,13 +176,15 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
     judged, unanswered = gate_answers(quiet, played["gate1_at"])
     limit_s = GENERATION_GATE1_S + ANSWER_S
     level = float(default_settings()["output_level"])
-    clipped = int(np.sum(np.abs(audio) * level >= CLIP_LEVEL))
-    limited = int(np.sum(np.abs(audio) * level > LIMIT_KNEE))
+    scaled = audio * np.float32(level)
+    out = output_stage(audio, level)    # what the module sends to its DAC
+    clipped = int(np.sum(np.abs(scaled) >= CLIP_LEVEL))
+    limited = int(np.sum(out != scaled))
     model_peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     longest_s = longest * SILENCE_WINDOW_S
     result = {"seconds": len(audio) / sr, "asked_seconds": float(seconds), "mode": played["mode"],
               "nan_at_s": played["nan_at"],
-              "peak": float(output_stage(np.array([model_peak]), level)[0]),
+              "peak": float(np.max(np.abs(out))) if out.size else 0.0,
               "model_peak": model_peak, "output_level": level, "clipped_samples": clipped,
               "limited_samples": limited,
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
