@@ -10,6 +10,7 @@ import sys
 from typing import Callable, Dict, List, NoReturn, Optional, Tuple
 
 from neurorave.firmware.errors import UserError
+from neurorave.hardware.errors import HardwareError
 
 __version__ = "0.1.0"
 
@@ -173,6 +174,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UserError as exc:
         print(f"neurorave {args._name}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except HardwareError as exc:   # a part missing at start (the I2C bus, the GPIO chip)
+        print(f"neurorave {args._name}: {exc}; `neurorave hwtest` checks each part",
+              file=sys.stderr)
+        return 1
     except ImportError as exc:
         print(f"neurorave {args._name}: a required package is missing ({exc.name or exc}); "
               "install the extra it belongs to, e.g. pip install 'neurorave[train]'",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from neurorave.hardware.board import EncoderConfig
 from neurorave.hardware.button import Acceleration, ButtonGestures
@@ -35,15 +35,21 @@ class GpioEncoder:
         self._acceleration: Optional[Acceleration] = (Acceleration() if config.acceleration
                                                       else None)
         pins = (config.pin_a, config.pin_b, config.pin_switch)
+        watched: List[int] = []
         try:
             for pin in pins:
                 gpio.setup(pin, gpio.IN)
             self._decoder = QuadratureDecoder(config.steps_per_detent, self._state(),
                                               reverse=config.reverse)
-            for pin in (config.pin_a, config.pin_b):
-                gpio.add_event_detect(pin, gpio.BOTH, callback=self._on_turn)
-            gpio.add_event_detect(config.pin_switch, gpio.BOTH, callback=self._on_switch)
+            for pin, callback in ((config.pin_a, self._on_turn), (config.pin_b, self._on_turn),
+                                  (config.pin_switch, self._on_switch)):
+                gpio.add_event_detect(pin, gpio.BOTH, callback=callback)
+                watched.append(pin)
         except (RuntimeError, ValueError) as exc:
+            for pin in watched:   # let go of what was taken: a retry must find it free
+                gpio.remove_event_detect(pin)
+            if watched:
+                gpio.cleanup(watched)
             raise HardwareError("encoder", f"GPIO refused: {exc}") from None
         self._ticker = Ticker(SWITCH_PERIOD_S, self._tick, "encoder")
 

@@ -19,6 +19,7 @@ import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 from neurorave.hardware.board import DisplayConfig
+from neurorave.hardware.errors import HardwareError
 from neurorave.hardware.i2c import I2CBus
 
 
@@ -66,12 +67,52 @@ def open_oled(bus: I2CBus, config: DisplayConfig) -> LumaDisplay:
     from luma.core.interface.serial import i2c
     from luma.oled.device import sh1106, ssd1306
 
-    part = f"OLED ({config.chip} at 0x{config.address:02X})"
+    part = _part(config)
     bus.name(config.address, part)
     serial = i2c(bus=bus, address=config.address)
     chip = {"ssd1306": ssd1306, "sh1106": sh1106}[config.chip]
     device = chip(serial, width=config.width, height=config.height, rotate=0)
     return LumaDisplay(device, part, config.rotate)
+
+
+class AwaitedDisplay:
+    """An OLED that did not answer at start (a loose cable at power-on). The module plays
+    on without its screen: each `show` tries to bring the OLED up again and raises the
+    bus error while it stays silent (the daemon retries once a second and counts the
+    fault); once it answers, frames go to it as usual."""
+
+    def __init__(self, bus: I2CBus, config: DisplayConfig, error: Exception) -> None:
+        self.part = _part(config)
+        self.error = error
+        self.size: Tuple[int, int] = ((config.height, config.width) if config.rotate % 2
+                                      else (config.width, config.height))
+        self._bus = bus
+        self._config = config
+        self._display: Optional[LumaDisplay] = None
+
+    def show(self, image: Any) -> None:
+        if self._display is None:
+            self._display = open_oled(self._bus, self._config)
+        self._display.show(image)
+
+    def frame(self) -> Optional[Any]:
+        return self._display.frame() if self._display is not None else None
+
+    def close(self) -> None:
+        if self._display is not None:
+            self._display.close()
+
+
+def open_oled_or_await(bus: I2CBus, config: DisplayConfig) -> Any:
+    """`open_oled`, or an `AwaitedDisplay` where the OLED does not answer yet."""
+    try:
+        return open_oled(bus, config)
+    except HardwareError as exc:
+        return AwaitedDisplay(bus, config, exc)
+
+
+def _part(config: DisplayConfig) -> str:
+    return f"OLED ({config.chip} at 0x{config.address:02X})"
 
 
 def open_virtual_oled(config: DisplayConfig) -> LumaDisplay:

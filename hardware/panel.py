@@ -18,7 +18,7 @@ from neurorave.hardware.board import Board
 from neurorave.hardware.errors import HardwareError
 from neurorave.hardware.i2c import I2CBus
 from neurorave.hardware.interfaces import CvInputs, Display, Encoder, EventQueue, GateInputs, RgbLed
-from neurorave.hardware.oled import open_oled, open_virtual_oled
+from neurorave.hardware.oled import open_oled_or_await, open_virtual_oled
 
 
 class Panel:
@@ -99,7 +99,8 @@ def open_real_panel(board: Board, smbus: Any = None, gpio: Any = None) -> Panel:
         if gpio.getmode() is None:
             gpio.setmode(gpio.BOARD)
         cvs = AdcCvInputs(Ads1x15(bus, board.adc), board.cvs)
-        display = open_oled(bus, board.display)
+        # A silent OLED must not silence the module: it is awaited, not fatal.
+        display = open_oled_or_await(bus, board.display)
         opened.append(display)
         gates = GpioGates(gpio, board.gates, events)
         opened.append(gates)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from fixtures_jack import jack_server_fixture  # noqa: F401
@@ -172,9 +173,14 @@ def test_with_nothing_playable_it_runs_and_says_why(jack_server, tmp_path, model
     (["run", "--headless", "--patch", "{tmp}/none.toml"], "no such patch"),
     (["run", "--headless", "--seconds", "-1"], "--seconds"),
     (["run", "--headless", "--board", "{tmp}/board.toml"], "board"),
+    # A real board whose I2C bus is not there: a missing part, not a traceback.
+    (["run", "--headless", "--board", "{tmp}/nobus.toml", "--seconds", "1"],
+     "/dev/i2c-99 does not exist"),
 ])
 def test_bad_run_requests_are_one_line(tmp_path, argv, words):
     (tmp_path / "board.toml").write_text("[i2c]\nbus = 'one'\n")
+    real = (Path(__file__).parents[1] / "hardware" / "boards" / "jetson-nano.toml").read_text()
+    (tmp_path / "nobus.toml").write_text(real.replace("bus = 1 ", "bus = 99 ", 1))
     env = dict(os.environ, NEURORAVE_STATE_DIR=str(tmp_path / "state"))
     result = subprocess.run([sys.executable, "-m", "neurorave.firmware.cli",
                              *[a.format(tmp=tmp_path) for a in argv]],

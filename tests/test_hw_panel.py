@@ -19,6 +19,7 @@ from neurorave.hardware.sim.ads1x15_chip import Ads1x15Chip
 from neurorave.hardware.sim.fake_gpio import FakeGPIO
 from neurorave.hardware.sim.i2c_bus import SimI2CBus
 from neurorave.hardware.sim.oled_chip import OledChip
+from PIL import Image
 
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")
 
@@ -74,12 +75,34 @@ def test_real_drivers_over_chip_models():
     assert sim.overlaps == 0
 
 
-def test_a_missing_chip_fails_at_open_and_releases_what_was_opened():
+def test_an_oled_silent_at_start_is_awaited_and_comes_back_when_it_answers():
+    """A loose display cable at power-on must not keep the module from playing."""
     sim, adc, oled, gpio = _bench()
     del sim.chips[0x3C]
-    with pytest.raises(I2CError, match="OLED"):
+    board = load_board("jetson-nano")
+    with open_panel(board, smbus=sim, gpio=gpio) as panel:
+        _check_interfaces(panel)
+        frame = Image.new("1", panel.display.size, 1)
+        with pytest.raises(I2CError, match="OLED"):
+            panel.display.show(frame)            # still silent: the daemon retries
+        adc.set_inputs([board.cvs[i].adc_volts(1.0) for i in range(4)])
+        assert panel.cvs.read_volts() == pytest.approx([1.0] * 4, abs=0.01)
+        sim.attach(0x3C, oled)                   # the cable is pushed home
+        panel.display.show(frame)
+        assert oled.display_on and panel.display.frame() is not None
+    assert not oled.display_on
+
+
+def test_a_failing_part_at_open_releases_what_was_opened():
+    sim, adc, oled, gpio = _bench()
+    # Another process already watches the encoder's switch line: the encoder fails
+    # after the gates were set up, and the gates must let go of their lines.
+    gpio.setmode(gpio.BOARD)
+    gpio.setup(15, gpio.IN)
+    gpio.add_event_detect(15, gpio.BOTH, callback=lambda pin: None)
+    with pytest.raises(HardwareError, match="encoder"):
         open_panel(load_board("jetson-nano"), smbus=sim, gpio=gpio)
-    assert not gpio.callbacks
+    assert list(gpio.callbacks) == [15]
 
 
 def test_real_board_without_jetson_gpio_is_a_clear_error():
