@@ -13,8 +13,13 @@ Musical model (after the research module):
   (track and hold: while gate 2 is high the homes follow CV4);
 - CV2..CV4 each slide one assigned attribute around its home (bipolar: 0 V leaves it
   at home, +-5 V moves it by half its range), clipped to the player's range;
-- in pitch mode the CV assigned to the f0 attribute reads 1 V/oct through the pitch
-  calibration instead;
+- with a prior, in the default CV mode "slide", the home is what the prior generates:
+  the macro and the CVs move each attribute away from the prior's curve (rms by a
+  gain in dB, the others by a share of their range), so an unpatched module plays the
+  prior's phrases with their dynamics; in mode "hold" (and always without a prior)
+  an assigned CV holds its attribute at home + CV, and the prior follows it;
+- in pitch mode f0 reads 1 V/oct through the pitch calibration, or, not calibrated
+  yet, nominally (12 semitones per volt) on the CV assigned to f0;
 - every control is smoothed by a one-pole filter at the frame rate (f0 in semitones).
 """
 import copy
@@ -22,11 +27,15 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration
+from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration, PitchCalibration
 
 CV_COUNT = 4
 CV_SPAN_V = 5.0  # a CV's full swing on each side of 0 V (Eurorack +-5 V)
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
+CV_MODES = ("slide", "hold")
+# In slide mode the whole swing of a CV (+-5 V) moves rms by +-RMS_SLIDE_DB / 2: loudness
+# is heard in dB, and a gain keeps the prior's envelope (an offset would fill its tails).
+RMS_SLIDE_DB = 48.0
 ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
 F0_NAMES = ("f0", "pitch")
 
@@ -62,9 +71,13 @@ class ControlSettings:
                  macro_mode: str = "random", macro_glide_s: float = 0.25,
                  snapshots: Optional[List[Sequence[float]]] = None,
                  pitch_mode: bool = False, base_hz: float = DEFAULT_BASE_HZ,
-                 latent_span: float = 2.0, smoothing_s: float = 0.03):
+                 latent_span: float = 2.0, smoothing_s: float = 0.03,
+                 cv_mode: str = "slide"):
         if macro_mode not in MACRO_MODES:
             raise ValueError(f"macro mode must be one of {', '.join(MACRO_MODES)}")
+        if cv_mode not in CV_MODES:
+            raise ValueError(f"CV mode must be one of {', '.join(CV_MODES)}")
+        self.cv_mode = cv_mode
         self.cv_assign: Dict[str, Optional[int]] = dict(
             cv_assign if cv_assign is not None else {"cv2": 0, "cv3": 1, "cv4": 2})
         self.attribute_ranges = {k: (float(v[0]), float(v[1]))
@@ -82,29 +95,36 @@ class ControlSettings:
         return cls(cv_assign=data.get("cv_assign"), attribute_ranges=data.get("attribute_ranges"),
                    macro_mode=data.get("macro_mode", "random"),
                    macro_glide_s=data.get("macro_glide_s", 0.25),
-                   snapshots=data.get("snapshots"), pitch_mode=data.get("pitch_mode", False))
+                   snapshots=data.get("snapshots"), pitch_mode=data.get("pitch_mode", False),
+                   cv_mode=data.get("cv_mode", "slide"))
 
 
 class ControlSnapshot:
     """What the voice plays for one latent frame. Treated as immutable once made."""
 
-    __slots__ = ("frame", "latent0", "attributes", "f0_hz", "macro")
+    __slots__ = ("frame", "latent0", "attributes", "f0_hz", "macro", "slide")
 
     def __init__(self, frame: int, latent0: float, attributes: np.ndarray,
-                 f0_hz: Optional[float], macro: np.ndarray):
+                 f0_hz: Optional[float], macro: np.ndarray,
+                 slide: Optional[np.ndarray] = None):
         self.frame = frame
         self.latent0 = latent0
         self.attributes = attributes  # one value per model attribute, in its unit
         self.f0_hz = f0_hz  # set in pitch mode when the model has an f0 attribute
         self.macro = macro  # macro home per attribute, fraction 0..1 of the player's range
+        # how far macro and CVs move each attribute, -0.5..0.5 of the player's range
+        self.slide = slide if slide is not None else np.zeros(len(attributes))
 
 
 class ControlMapper:
     def __init__(self, attributes: Sequence[Any], frame_rate_hz: float,
                  settings: Optional[ControlSettings] = None,
-                 calibration: Optional[CVCalibration] = None, seed: int = 0):
+                 calibration: Optional[CVCalibration] = None, seed: int = 0,
+                 generated: bool = False):
+        """`generated`: a prior generates the attributes the player does not hold."""
         if frame_rate_hz <= 0:
             raise ValueError("frame rate must be positive")
+        self.generated = bool(generated)
         self.attributes = [a if isinstance(a, AttributeRange) else AttributeRange.of(a)
                            for a in attributes]
         self.frame_rate_hz = float(frame_rate_hz)
@@ -128,12 +148,15 @@ class ControlMapper:
         self._range_lo, self._range_hi = lows, highs
         self._alpha = one_pole_coefficient(settings.smoothing_s, self.frame_rate_hz)
         self._glide_frames = max(1, int(round(settings.macro_glide_s * self.frame_rate_hz)))
-        self._f0_index = self._find_f0() if settings.pitch_mode else None
         self._cv_of_attribute: List[Optional[int]] = [None] * n
         for cv_name in ATTRIBUTE_CVS:
             index = settings.cv_assign.get(cv_name)
             if index is not None and 0 <= index < n:
                 self._cv_of_attribute[index] = int(cv_name[2:]) - 1
+        self._f0_index = self._find_f0() if settings.pitch_mode else None
+        self._rms_index = next((i for i, a in enumerate(self.attributes)
+                                if a.name.lower() == "rms"), None)
+        self.slides = self.generated and settings.cv_mode == "slide"
 
     def _find_f0(self) -> Optional[int]:
         for i, a in enumerate(self.attributes):
@@ -195,7 +218,7 @@ class ControlMapper:
 
         self._frame += 1
         return ControlSnapshot(self._frame - 1, self._smooth_latent, values, f0_hz,
-                               self._macro.copy())
+                               self._macro.copy(), self._smooth_position - 0.5)
 
     def _step_macro(self, cv: np.ndarray, rise: bool, high: bool) -> None:
         mode = self.settings.macro_mode
@@ -223,9 +246,18 @@ class ControlMapper:
         point[:count] = np.clip(np.asarray(stored[:count], dtype=np.float64), 0.0, 1.0)
         return point
 
+    def _pitch_source(self) -> Optional[PitchCalibration]:
+        """The pitch calibration, else a nominal 1 V/oct on the CV assigned to f0."""
+        if self._f0_index is None:
+            return None
+        if self.calibration.pitch is not None:
+            return self.calibration.pitch
+        cv = self._cv_of_attribute[self._f0_index]
+        return PitchCalibration(cv, 12.0, 1.0) if cv is not None else None
+
     def _pitch(self, raw: np.ndarray, a: float) -> Optional[float]:
-        pitch = self.calibration.pitch
-        if self._f0_index is None or pitch is None:
+        pitch = self._pitch_source()
+        if pitch is None or self._f0_index is None:
             return None
         semitones = pitch.semitones(float(raw[pitch.cv]))
         if self._smooth_semitones is None:
@@ -248,12 +280,35 @@ class ControlMapper:
 
     # ---- menu helpers --------------------------------------------------------------
     def pinned_attributes(self) -> List[int]:
-        """Attributes the player holds (a CV is assigned, or f0 in pitch mode); a prior
-        generates the others."""
-        held = [i for i, cv in enumerate(self._cv_of_attribute) if cv is not None]
-        if self._f0_index is not None and self._f0_index not in held:
-            held.append(self._f0_index)
+        """Attributes the player holds (a CV is assigned in hold mode, or f0 played by
+        1 V/oct); a prior generates the others."""
+        held = [] if self.slides else \
+            [i for i, cv in enumerate(self._cv_of_attribute) if cv is not None]
+        f0 = self._f0_index
+        if f0 is not None and self._pitch_source() is not None and f0 not in held:
+            held.append(f0)
         return sorted(held)
+
+    def slide(self, generated: np.ndarray, snapshot: ControlSnapshot) -> np.ndarray:
+        """Slide mode: the prior's attribute values moved by the macro and the CVs, within
+        the player's range; the held ones (`pinned_attributes`) as the snapshot has them."""
+        if not self.slides:
+            return generated
+        out = np.asarray(generated, dtype=np.float64).copy()
+        held = self.pinned_attributes()
+        share = snapshot.slide * (self._range_hi - self._range_lo) * self._model_span
+        for i in range(len(out)):
+            if i in held:
+                out[i] = snapshot.attributes[i]
+            elif i == self._rms_index:
+                out[i] *= 10.0 ** (snapshot.slide[i] * RMS_SLIDE_DB / 20.0)
+            else:
+                out[i] += share[i]
+        low = self._model_min + self._range_lo * self._model_span
+        high = self._model_min + self._range_hi * self._model_span
+        free = [i for i in range(len(out)) if i not in held]
+        out[free] = np.clip(out[free], low[free], high[free])
+        return out.astype(np.asarray(generated).dtype)
 
     def store_snapshot(self) -> List[float]:
         """The current macro point, to append to the settings' snapshots."""
@@ -264,8 +319,8 @@ class ControlMapper:
         return self._frame
 
     def pitch_cv(self) -> Optional[int]:
-        pitch = self.calibration.pitch
-        return pitch.cv if pitch is not None and self._f0_index is not None else None
+        pitch = self._pitch_source()
+        return pitch.cv if pitch is not None else None
 
 
 def attribute_bars(values: Union[Sequence[float], np.ndarray],

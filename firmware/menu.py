@@ -15,8 +15,8 @@ import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT, PitchWizard
+from neurorave.firmware.controls import CV_MODES, MACRO_MODES
 
-MACRO_MODES = ("random", "snapshot", "follow_cv4")
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
 ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
 # Attribute names short enough for one 21-character OLED line.
@@ -412,7 +412,20 @@ class Menu:
                 return [Action("settings_changed", "cv_assign")]
             return go
 
-        return _ListPage("CV assign", lambda m: [(label(m, cv), cycle(cv)) for cv in ATTRIBUTE_CVS])
+        def toggle_mode(menu: "Menu") -> List[Action]:
+            # slide: CVs move attributes away from what the prior plays; hold: CVs set them
+            now = menu.settings.get("cv_mode", "slide")
+            menu.settings["cv_mode"] = CV_MODES[(CV_MODES.index(now) + 1) % len(CV_MODES)] \
+                if now in CV_MODES else CV_MODES[0]
+            return [Action("settings_changed", "cv_mode")]
+
+        def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
+            out: List[Tuple[str, Callable[[Menu], List[Action]]]] = [
+                (label(menu, cv), cycle(cv)) for cv in ATTRIBUTE_CVS]
+            out.append((f"Mode {menu.settings.get('cv_mode', 'slide')}", toggle_mode))
+            return out
+
+        return _ListPage("CV assign", items)
 
     def _ranges_page(self) -> _Page:
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:

@@ -22,6 +22,8 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, Optional
 
+from neurorave.firmware.controls import CV_MODES, MACRO_MODES
+
 STATE_DIR_ENV = "NEURORAVE_STATE_DIR"
 SYSTEM_STATE_DIR = "/var/lib/neurorave"
 SETTINGS_FILE = "settings.json"
@@ -232,7 +234,6 @@ class StateFile:
 SETTINGS_VERSION = 1
 CALIBRATION_VERSION = 1
 CV_COUNT = 4
-MACRO_MODES = ("random", "snapshot", "follow_cv4")
 
 
 def default_settings() -> Dict[str, Any]:
@@ -248,6 +249,9 @@ def default_settings() -> Dict[str, Any]:
         "prior_temperature": 1.0,
         "output_level": 0.8,
         "pitch_mode": False,  # CV drives f0 by 1 V/oct when the model has f0
+        # with a prior: "slide" moves attributes away from the prior's, "hold" holds them
+        # (absent in files from before it: read as "slide")
+        "cv_mode": "slide",
     }
 
 
@@ -269,6 +273,8 @@ def validate_settings(data: Dict[str, Any]) -> None:
             raise ValueError(f"{key} must be a number >= 0")
     if not isinstance(data.get("pitch_mode"), bool):
         raise ValueError("pitch_mode must be true or false")
+    if data.get("cv_mode", "slide") not in CV_MODES:
+        raise ValueError(f"cv_mode must be one of {', '.join(CV_MODES)}")
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         raise ValueError("model must be a folder name or null")

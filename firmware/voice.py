@@ -127,7 +127,7 @@ class VoiceModel:
         self.device_rate = int(device_rate)
         self.seed = seed
         self.mapper = ControlMapper(self.bundle.attributes, self.frame_rate_hz, settings,
-                                    calibration, seed)
+                                    calibration, seed, generated=self.bundle.has_prior)
         self.explorer = LatentExplorer(pca_stds(self.bundle), self.frame_rate_hz, seed)
         self.resampler = StreamResampler(self.sample_rate, self.device_rate)
         self._z = self.decoder.inputs["z"]
@@ -219,7 +219,8 @@ class VoiceModel:
 
     def _generate(self, snapshot: ControlSnapshot, new_phrase: bool, temperature: float,
                   k: int) -> None:
-        """One frame from the prior: CV1 holds latent 0, the CVs their attributes."""
+        """One frame from the prior: CV1 holds latent 0; the CVs hold their attributes
+        (hold mode) or move them away from the prior's (slide mode)."""
         gen = self.generator
         assert gen is not None
         if new_phrase:
@@ -234,7 +235,7 @@ class VoiceModel:
         frame = gen.step(self._pinned, self._mask, temperature)
         z, attributes = gen.split(frame)
         self._z[0, :, k] = z
-        self._attributes[0, :, k] = attributes
+        self._attributes[0, :, k] = self.mapper.slide(attributes, snapshot)
 
     def describe(self) -> str:
         return (f"{self.name}: {self.sample_rate} Hz, {self.frame_size} samples/frame, "

@@ -144,6 +144,50 @@ def test_pitch_mode_maps_1v_per_octave_through_the_calibration():
     assert no_f0.step([0, 2, 0, 0]).f0_hz is None
 
 
+def test_pitch_mode_before_calibration_reads_a_nominal_1v_per_octave_on_the_f0_cv():
+    m = mapper(pitch_mode=True, smoothing_s=0, base_hz=110.0,
+               cv_assign={"cv2": 0, "cv3": None, "cv4": 3})      # f0 on CV4
+    assert m.pitch_cv() == 3
+    assert m.step([0, 0, 0, 1.0]).f0_hz == pytest.approx(220.0)
+    assert m.step([0, 0, 0, 2.5]).f0_hz == pytest.approx(110.0 * 2 ** 2.5)
+    assert 3 in m.pinned_attributes()
+
+
+def prior_mapper(**kw):
+    """The mapper of a bundle with a prior (the voice builds it so)."""
+    return ControlMapper(ATTRS, RATE, ControlSettings(smoothing_s=0, **kw), None,
+                         generated=True)
+
+
+def test_slide_mode_moves_the_priors_attributes_and_holds_none():
+    m = prior_mapper(cv_assign={"cv2": 0, "cv3": 1, "cv4": None})   # rms, centroid
+    assert m.pinned_attributes() == []          # the prior generates them all
+    prior = np.array([0.05, 3000.0, 0.3, 220.0])
+    # Nothing patched: the prior's phrase plays as generated.
+    assert m.slide(prior, m.step([0, 0, 0, 0])).tolist() == pytest.approx(prior.tolist())
+    moved = m.slide(prior, m.step([0, 5.0, 2.5, 0]))
+    assert moved[0] == pytest.approx(0.05 * 10 ** (24 / 20))      # rms: +24 dB at +5 V
+    assert moved[1] == pytest.approx(3000.0 + 0.25 * 7800.0)     # a quarter of the range
+    assert moved[2:].tolist() == pytest.approx(prior[2:].tolist())
+    down = m.slide(prior, m.step([0, -2.5, -5.0, 0]))
+    assert down[0] == pytest.approx(0.05 * 10 ** (-12 / 20))
+    assert down[1] == 200.0                                       # the player's range ends it
+    # The player's range bounds what plays.
+    narrow = prior_mapper(attribute_ranges={"sharpness": (0.0, 0.2)})
+    assert narrow.slide(prior, narrow.step([0] * 4))[2] == pytest.approx(0.2)
+
+
+def test_hold_mode_and_a_model_without_prior_hold_the_assigned_attributes():
+    hold = prior_mapper(cv_mode="hold", cv_assign={"cv2": 0, "cv3": 1, "cv4": None})
+    assert hold.pinned_attributes() == [0, 1]
+    prior = np.array([0.05, 3000.0, 0.3, 220.0])
+    assert hold.slide(prior, hold.step([0, 5.0, 0, 0])) is prior    # held by the prior's pin
+    explore = mapper(cv_assign={"cv2": 0, "cv3": 1, "cv4": None})   # no prior: home + CV
+    assert explore.pinned_attributes() == [0, 1] and not explore.slides
+    with pytest.raises(ValueError, match="CV mode"):
+        ControlSettings(cv_mode="wobble")
+
+
 def test_pitch_is_smoothed_in_semitones():
     pitch = PitchCalibration.from_readings(1, 1.0, 3.0)
     m = mapper(pitch_mode=True, smoothing_s=0.05, base_hz=100.0,

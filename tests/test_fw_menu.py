@@ -77,7 +77,7 @@ def test_model_selection_loads_in_the_background_and_refuses_a_broken_one():
 def test_cv_assignment_cycles_through_attributes_and_off():
     menu = make_menu()
     go_to(menu, "CV assign")
-    assert menu.view().lines == ("CV2 rms", "CV3 centroid", "CV4 bandwidth")
+    assert menu.view().lines == ("CV2 rms", "CV3 centroid", "CV4 bandwidth", "Mode slide")
     menu.turn(2)
     seen = []
     for _ in range(len(ATTRS) + 1):
@@ -86,6 +86,12 @@ def test_cv_assignment_cycles_through_attributes_and_off():
     assert seen == ["CV4 sharpness", "CV4 boominess", "CV4 -", "CV4 rms", "CV4 centroid",
                     "CV4 bandwidth"]
     validate_settings(menu.settings)
+    menu.turn(1)                                   # the CV mode: slide <-> hold
+    assert menu.press() == [Action("settings_changed", "cv_mode")]
+    assert menu.settings["cv_mode"] == "hold" and menu.view().lines[3] == "Mode hold"
+    validate_settings(menu.settings)
+    menu.press()
+    assert menu.settings["cv_mode"] == "slide"
 
 
 def test_attribute_range_edits_low_then_high_and_keeps_them_ordered():

@@ -52,7 +52,9 @@ def _voice(bundle_path: str, seed: int, pitch: bool):
     if pitch:
         assign: Dict[str, Optional[int]] = {"cv2": names.index("rms") if "rms" in names
                                             else None, "cv3": None, "cv4": None}
-        settings = ControlSettings(cv_assign=assign, pitch_mode=True, base_hz=PITCH_BASE_HZ)
+        # CV mode "hold": the rms CV holds the level, as a player holding a note does.
+        settings = ControlSettings(cv_assign=assign, pitch_mode=True, base_hz=PITCH_BASE_HZ,
+                                   cv_mode="hold")
         # An ideal input: 1 V reads 1 V, 12 semitones per volt.
         calibration = CVCalibration(pitch=PitchCalibration(PITCH_CV, 12.0, 1.0))
     else:
