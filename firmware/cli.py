@@ -77,7 +77,8 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
 def _render(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="model bundle folder")
     p.add_argument("--patch", required=True, help="patch file (TOML)")
-    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seconds", type=float, default=None,
+                   help="how long (default: the patch's own `seconds`)")
     p.add_argument("--out", required=True, help="output WAV file")
     p.add_argument("--seed", type=int, default=0)
 
@@ -90,7 +91,8 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-device", default=None, help="PortAudio device name")
     p.add_argument("--headless", action="store_true", help="no window (virtual board)")
     p.add_argument("--patch", default=None, help="patch file driving the virtual board")
-    p.add_argument("--seconds", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after S seconds (default: the patch's own `seconds`, else never)")
     p.add_argument("--stats", default=None, help="write stats JSON to FILE")
     p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
 

@@ -527,8 +527,13 @@ def main(args: Any) -> int:
         raise UserError(f"{args.models}: no such models folder")
     from neurorave.hardware.board import default_board
 
+    seconds = args.seconds
+    if seconds is None and args.patch is not None:
+        from neurorave.hardware.patch import load_patch
+
+        seconds = load_patch(args.patch).seconds  # the patch says how long it lasts
     daemon = Daemon(args.board or default_board(), args.models, args.audio_device,
-                    args.headless, args.patch, args.seconds, args.stats, args.engine)
+                    args.headless, args.patch, seconds, args.stats, args.engine)
     status = daemon.run()
     # Everything is saved and closed. Skip the interpreter's exit-time Pa_Terminate:
     # PortAudio 19.6's JACK host API crashes in it once its server has died (a lost

@@ -69,8 +69,11 @@ def main(args: Any) -> int:
     if not os.path.isfile(args.patch):
         raise UserError(f"{args.patch}: no such patch file")
     patch = load_patch(args.patch)
+    seconds = args.seconds if args.seconds is not None else patch.seconds
+    if seconds is None:
+        raise UserError(f"{args.patch}: how long? give --seconds, or `seconds` in the patch")
     start = time.perf_counter()
-    audio, rate = render(args.bundle, patch, args.seconds, args.seed)
+    audio, rate = render(args.bundle, patch, seconds, args.seed)
     elapsed = time.perf_counter() - start
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):

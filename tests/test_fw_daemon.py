@@ -103,7 +103,8 @@ def _settings(tmp_path):
 
 
 def test_the_daemon_plays_a_patch_and_reports(jack_server, tmp_path, models):
-    child = _run(jack_server, tmp_path, models, PATCH, seconds=4)
+    # No --seconds: the patch says how long it lasts.
+    child = _run(jack_server, tmp_path, models, "seconds = 4\n" + PATCH)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
     assert "playing a" in err

@@ -217,6 +217,10 @@ def test_render_command_writes_a_wav(bundles, tmp_path, capsys):
     audio, rate = soundfile.read(str(out))
     assert rate == 16000 and len(audio) == 24000 and np.abs(audio).max() > 0
     assert "real time" in capsys.readouterr().out
+    # Without --seconds the patch says how long it lasts.
+    patch_file.write_text('seconds = 0.5\n[cv.2]\nvolts = 3.0\n')
+    assert cli_main(["render", bundles[0], "--patch", str(patch_file), "--out", str(out)]) == 0
+    assert len(soundfile.read(str(out))[0]) == 8000
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -226,6 +230,7 @@ def test_render_command_writes_a_wav(bundles, tmp_path, capsys):
      "cv.9"),
     (["render", "{a}", "--patch", "{tmp}/ok.toml", "--seconds", "0", "--out", "{tmp}/o.wav"],
      "--seconds"),
+    (["render", "{a}", "--patch", "{tmp}/ok.toml", "--out", "{tmp}/o.wav"], "how long"),
     (["render", "{tmp}", "--patch", "{tmp}/ok.toml", "--seconds", "1", "--out", "{tmp}/o.wav"],
      "model.json"),
     (["render", "{a}", "--patch", "{tmp}/ok.toml", "--seconds", "1", "--out",

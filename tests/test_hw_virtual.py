@@ -142,7 +142,7 @@ def test_play_in_real_time_paces_by_the_clock(panel):
 def test_window_with_mouse_and_keys(panel, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     pygame = pytest.importorskip("pygame")
-    from neurorave.hardware.sim.window import PanelWindow
+    from neurorave.hardware.sim.window import DRAW_FPS, PanelWindow
 
     window = PanelWindow(panel)
     try:
@@ -179,6 +179,13 @@ def test_window_with_mouse_and_keys(panel, monkeypatch):
         left, top = window.layout.oled_box[:2]
         assert tuple(window.screen.get_at((left + 1, top + 1)))[:3] != (0, 0, 0)
         assert tuple(window.screen.get_at((left + 11, top + 23)))[:3] == (0, 0, 0)
+        # Pumped on every scheduler turn, it draws at most DRAW_FPS times a second.
+        time.sleep(0.05)
+        drawn = window.frames
+        start = time.monotonic()
+        while time.monotonic() - start < 0.2:
+            window.pump()
+        assert 1 <= window.frames - drawn <= 0.2 * DRAW_FPS + 2
         pygame.event.post(pygame.event.Event(pygame.QUIT))
         assert not window.pump()
         assert window.frames >= 2

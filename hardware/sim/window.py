@@ -28,6 +28,7 @@ from neurorave.hardware.sim.panel_view import layout, render
 
 KNOB_VOLTS_PER_PIXEL = 0.05
 GATE_KEYS = ("z", "x")
+DRAW_FPS = 30.0  # the window redraws at most this often (the OLED itself runs ~17 fps)
 
 
 def _inside(point: Tuple[int, int], centre: Tuple[int, int], radius: int) -> bool:
@@ -52,6 +53,7 @@ class PanelWindow:
         self.screen = pygame.display.set_mode(self.layout.size)
         pygame.display.set_caption(title)
         self.frames = 0
+        self._drawn_at = float("-inf")
         self.open = True
 
     # --- input ---------------------------------------------------------------------
@@ -131,13 +133,18 @@ class PanelWindow:
         self.frames += 1
 
     def pump(self) -> bool:
-        """Handle waiting input, run the button timers, draw; False once closed."""
+        """Handle waiting input, run the button timers, draw (at most DRAW_FPS times a
+        second, at once after input); False once closed. The daemon pumps on every
+        scheduler turn (every few ms): drawing each time cost half a core."""
         if not self.open:
             return False
-        for event in self.pygame.event.get():
+        events = self.pygame.event.get()
+        for event in events:
             self.handle(event)
         self.panel.encoder.tick()
-        if self.open:
+        now = time.monotonic()
+        if self.open and (events or now - self._drawn_at >= 1.0 / DRAW_FPS):
+            self._drawn_at = now
             self.draw()
         return self.open
 
