@@ -5,13 +5,20 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# The CPU build of PyTorch; override for a CUDA build on a GPU machine.
+# PyTorch for the learning side. PyPI's Linux wheel is the CUDA build (it runs on CPU
+# too, but pulls ~2.5 GB of CUDA libraries); for the CPU-only build use
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
 APT_RUN := libportaudio2 libsndfile1
-# chromium + chromium-driver: the evaluation report is opened in a real headless browser.
+# Chromium and its driver: the evaluation report is opened in a real headless browser.
+# Debian calls them chromium and chromium-driver; Ubuntu chromium-browser and
+# chromium-chromedriver.
+CHROMIUM := $(if $(shell grep -qsiE '^ID(_LIKE)?=.*ubuntu' /etc/os-release && echo y),\
+	chromium-browser chromium-chromedriver,chromium chromium-driver)
 APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugins systemd \
-	chromium chromium-driver
+	$(CHROMIUM)
 # Code that runs on the module: Python 3.8+, no torch. The two files of models/ that the
 # device imports are named alone: the rest of models/ is the learning side.
 DEVICE_SIDE := firmware hardware models/runtime models/__init__.py models/audibility.py
@@ -25,7 +32,11 @@ PRETRAINED_ARGS ?=
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "neurorave: Python 3.8 or later is needed")'
-	@$(PYTHON) -m venv $(VENV) || { echo "neurorave: could not create $(VENV); install python3-venv" >&2; exit 1; }
+	@# Debian and Ubuntu ship venv's pip bootstrap apart, in python3-venv.
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || tools/ensure-apt-packages.sh \
+		"$$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')"
+	@# A venv that failed half-way would pass for made: remove it.
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "neurorave: could not create $(VENV); install python3-venv" >&2; exit 1; }
 	$(PIP) install -q --upgrade pip setuptools wheel
 
 $(VENV)/.run-deps: setup.py $(PY)
@@ -35,7 +46,7 @@ $(VENV)/.run-deps: setup.py $(PY)
 
 $(VENV)/.test-deps: setup.py $(VENV)/.run-deps
 	@tools/ensure-apt-packages.sh $(APT_TEST)
-	$(PIP) install -q '$(TORCH)'
+	$(PIP) install -q $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
 	$(PIP) install -q -e '.[sim,train,dev]'
 	@touch $@
 

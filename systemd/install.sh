@@ -11,7 +11,7 @@ set -eu
 
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/opt/neurorave
-STATE=/var/lib/neurorave
+STATE=${NEURORAVE_STATE_DIR:-/var/lib/neurorave}
 PYTHON=${PYTHON:-python3}
 START=1
 DRY=0
@@ -53,19 +53,35 @@ if ! getent passwd "$USER_NAME" >/dev/null; then
 fi
 run usermod -a -G gpio,i2c,audio "$USER_NAME"
 
+# The system libraries the daemon loads (PortAudio for sound, libsndfile for WAVs).
+run "$SOURCE/tools/ensure-apt-packages.sh" libportaudio2 libsndfile1
+
 # The code: a virtual environment owned by root, read-only to the service.
 run "$PYTHON" -m venv "$PREFIX/venv"
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
 run "$PREFIX/venv/bin/python" -m pip install -q "$SOURCE[$EXTRAS]"
 run install -m 0644 "$SOURCE/README.md" "$PREFIX/README.md"
+# `neurorave hwtest`, `neurorave bench` and the rest on the PATH.
+run ln -sf "$PREFIX/venv/bin/neurorave" /usr/local/bin/neurorave
 
 # State (settings, calibration, models) belongs to the service user.
 run install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE" "$STATE/models"
-# The bundled models, where the player has none of the same name (never overwritten).
+# The bundled models: copied where the player has none of the same name, and refreshed
+# where the copy is one this script put there and nobody changed since (its .bundled
+# holds the sha256 of its model.json, which names every graph's sha256). A player's
+# own bundle, or a bundled one changed by hand, is never touched.
+sha() { sha256sum < "$1" | cut -d' ' -f1; }
 for bundle in "$SOURCE"/models/pretrained/*/; do
     [ -f "${bundle}model.json" ] || continue
-    name=$(basename "$bundle")
-    [ -e "$STATE/models/$name" ] || run cp -r "$bundle" "$STATE/models/$name"
+    dest="$STATE/models/$(basename "$bundle")"
+    if [ -e "$dest" ]; then
+        [ -f "$dest/.bundled" ] && [ -f "$dest/model.json" ] || continue
+        [ "$(sha "$dest/model.json")" = "$(cat "$dest/.bundled")" ] || continue
+        cmp -s "${bundle}model.json" "$dest/model.json" && continue   # already this one
+        run rm -rf "$dest"
+    fi
+    run cp -r "$bundle" "$dest"
+    [ "$DRY" -eq 1 ] || sha "$dest/model.json" > "$dest/.bundled"
 done
 [ "$DRY" -eq 1 ] || chown -R "$USER_NAME:$USER_NAME" "$STATE/models"
 

@@ -1,9 +1,11 @@
 """The systemd unit and install script: systemd's own checks, the hardening score."""
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List
 
 import pytest
@@ -106,8 +108,43 @@ def test_install_script_is_valid_shell_and_does_every_step():
                      "pip install -q " + ROOT + "[jetson]",
                      "/etc/systemd/system/neurorave.service",
                      "/etc/udev/rules.d/99-neurorave.rules", "systemctl daemon-reload",
-                     "systemctl enable neurorave.service"):
+                     "systemctl enable neurorave.service",
+                     "ensure-apt-packages.sh libportaudio2 libsndfile1",
+                     "ln -sf /opt/neurorave/venv/bin/neurorave /usr/local/bin/neurorave"):
         assert expected in steps, expected
+
+
+def test_install_refreshes_only_the_bundled_models_nobody_changed(tmp_path):
+    """A re-install brings a newer bundled model where the module holds the copy an
+    earlier install put there; a player's own bundle, or one changed by hand, stays."""
+    models = tmp_path / "models"
+
+    def installed(name, text, marked_as):
+        folder = models / name
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text(text)
+        if marked_as is not None:
+            digest = hashlib.sha256(marked_as.encode()).hexdigest()
+            (folder / ".bundled").write_text(digest + "\n")
+
+    installed("gm-notes", "an older gm-notes", marked_as="an older gm-notes")  # stale copy
+    installed("gm-drums", "drums, edited", marked_as="drums as installed")  # changed by hand
+    installed("mine", "a player's model", marked_as=None)
+    env = dict(os.environ, PYTHON=sys.executable, NEURORAVE_STATE_DIR=str(tmp_path))
+    out = subprocess.run([INSTALL, "--dry-run", "--no-start"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    steps = out.stdout
+    assert f"rm -rf {models}/gm-notes" in steps
+    assert f"cp -r {ROOT}/models/pretrained/gm-notes/ {models}/gm-notes" in steps
+    assert "gm-drums" not in steps and "mine" not in steps
+    (models / "gm-notes" / "model.json").write_text(
+        (Path(ROOT) / "models" / "pretrained" / "gm-notes" / "model.json").read_text())
+    (models / "gm-notes" / ".bundled").write_text(hashlib.sha256(
+        (models / "gm-notes" / "model.json").read_bytes()).hexdigest() + "\n")
+    again = subprocess.run([INSTALL, "--dry-run", "--no-start"], capture_output=True,
+                           text=True, env=env, timeout=60).stdout
+    assert "gm-notes" not in again                    # already the bundled one
 
 
 def test_install_script_refuses_an_old_python():
