@@ -460,11 +460,19 @@ class Menu:
             menu.show_notice("snapshot stored")
             return [Action("store_snapshot")]
 
+        def clear(menu: "Menu") -> List[Action]:
+            if not menu.settings["snapshots"]:
+                return []
+            menu.settings["snapshots"] = []
+            menu.show_notice("snapshots cleared")
+            return [Action("settings_changed", "snapshots")]
+
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out = [(("*" if menu.settings["macro_mode"] == m else " ") + MACRO_LABELS[m],
                     choose(m)) for m in MACRO_MODES]
             out.append((f" Glide {float(menu.settings['macro_glide_s']):.2f} s", glide))
             out.append((f" Store snapshot ({len(menu.settings['snapshots'])})", store))
+            out.append((" Clear snapshots", clear))
             return out
 
         return _ListPage("Macro", items)

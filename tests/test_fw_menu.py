@@ -126,6 +126,11 @@ def test_macro_mode_glide_and_snapshots():
     menu.turn(1)
     assert menu.press() == [Action("store_snapshot")]
     assert menu.view().message == "snapshot stored"
+    menu.settings["snapshots"] = [[0.1, 0.2], [0.3, 0.4]]   # the daemon appends them
+    menu.turn(1)
+    assert menu.press() == [Action("settings_changed", "snapshots")]
+    assert menu.settings["snapshots"] == [] and menu.view().message == "snapshots cleared"
+    assert menu.press() == []                                # nothing left to clear
 
 
 @pytest.mark.parametrize("item,key,low,high", [("Temperature", "prior_temperature", 0.0, 2.0),
