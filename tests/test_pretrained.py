@@ -49,6 +49,22 @@ def test_the_recipe_builds_trains_exports_installs_and_resumes(tmp_path):
     assert summary["prior"]["steps"] == 3 and len(summary["stages"]["prior"]) == 2
     assert load_bundle(str(installed)).meta != bundle.meta  # new weights, new hashes
 
+    # A bundle trained further is not replaced by a shorter run unless asked.
+    summary["frave"]["steps"] = 1000
+    (installed / "training.json").write_text(json.dumps(summary))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    install_only = RECIPE + ["--work", str(tmp_path / "work"), "--install-to",
+                             str(tmp_path / "installed"), "--steps", "4",
+                             "--skip", "data", "train", "twin", "prior", "export", "evaluate"]
+    refused = subprocess.run(install_only, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode != 0 and "trained to 1000 steps" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads((installed / "training.json").read_text())["frave"]["steps"] == 1000
+    forced = subprocess.run(install_only + ["--force"], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((installed / "training.json").read_text())["frave"]["steps"] == 4
+
 
 def test_the_prior_stays_valid_while_only_the_decoder_trains(tmp_path):
     import importlib.util

@@ -101,7 +101,11 @@ class Recipe:
         from neurorave.models.config import load_config
 
         run = self.run_dir(run_name)
-        target = self.args.steps or load_config(config).training.steps
+        # By default, as far as the installed bundle was trained: `make pretrained` on a
+        # fresh clone reproduces it (the configs' own steps are a GPU budget).
+        mine = not self.args.config  # the installed bundle's own configuration
+        target = self.args.steps or (self.installed_steps(name, run_name) if mine else 0) \
+            or load_config(config).training.steps
         done = trained_steps(run)
         if done >= target:
             say(f"{run_name}: {done} steps trained (target {target})")
@@ -156,8 +160,22 @@ class Recipe:
             command += ["--limit", str(self.args.eval_limit)]
         self._run(name, "evaluate", command)
 
+    def installed_steps(self, name: str, run_name: str) -> int:
+        """The steps the installed bundle's run (or its twin) was trained to; 0 if none."""
+        summary = Path(self.args.install_to) / name / "training.json"
+        if not summary.exists():
+            return 0
+        part = "crave" if run_name.endswith("-crave") else "frave"
+        entry = json.loads(summary.read_text(encoding="utf-8")).get(part) or {}
+        return int(entry.get("steps") or 0)
+
     def install(self, name: str) -> None:
         source, target = self.bundle(name), Path(self.args.install_to) / name
+        further, ours = self.installed_steps(name, name), trained_steps(self.run_dir(name))
+        if further > ours and not self.args.force:
+            raise SystemExit(f"pretrained: {name}: the installed bundle was trained to "
+                             f"{further} steps, this run to {ours}: not replaced "
+                             "(--force replaces it)")
         size_mb = sum(p.stat().st_size for p in source.iterdir()) / 1e6
         if size_mb > MAX_BUNDLE_MB:
             raise SystemExit(f"pretrained: {name}: the bundle is {size_mb:.1f} MB, over "
@@ -167,8 +185,9 @@ class Recipe:
         shutil.copytree(source, target)
         shutil.copyfile(self.run_dir(name) / "config.json", target / "config.json")
         metrics = self.work / "eval" / name / "metrics.json"
-        # Only an evaluation of this very bundle (an older one would describe other weights).
-        if metrics.exists() and metrics.stat().st_mtime > (source / "model.json").stat().st_mtime:
+        # Only an evaluation of this very bundle (an older one describes other weights):
+        # its figures name the graphs they were measured on.
+        if metrics.exists() and evaluated_graphs(metrics) == bundle_graphs(source):
             shutil.copyfile(metrics, target / "metrics.json")
         else:
             say(f"{name}: no evaluation of this bundle yet; installed without metrics.json")
@@ -231,6 +250,16 @@ def shown(command: List[Any]) -> str:
     return "neurorave " + " ".join(str(c).replace(f"{ROOT}{os.sep}", "") for c in command[3:])
 
 
+def bundle_graphs(bundle: Path) -> Dict[str, str]:
+    meta = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
+    return {role: graph["sha256"] for role, graph in meta["graphs"].items()}
+
+
+def evaluated_graphs(metrics: Path) -> Optional[Dict[str, str]]:
+    models = json.loads(metrics.read_text(encoding="utf-8")).get("models") or [{}]
+    return models[0].get("graphs")
+
+
 def trained_steps(run: Path) -> int:
     """The newest saved step of a training run (0 for none)."""
     steps = [int(p.stem.split("-")[1]) for p in (run / "weights").glob("step-*.pt")]
@@ -267,7 +296,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--work", default=str(ROOT / "build" / "pretrained"),
                    help="datasets, runs, bundles and reports (default build/pretrained)")
     p.add_argument("--steps", type=int, default=None,
-                   help="train F-RAVE and C-RAVE up to this step (default: the config's)")
+                   help="train F-RAVE and C-RAVE up to this step (default: as far as the "
+                        "installed bundle was, else the config's)")
     p.add_argument("--prior-steps", type=int, default=None,
                    help="prior training steps (default: the prior config's)")
     p.add_argument("--devices", type=int, default=None, help="GPUs for DDP")
@@ -277,6 +307,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--install-to", default=str(ROOT / "models" / "pretrained"),
                    help="where finished bundles go (default models/pretrained)")
     p.add_argument("--skip", nargs="*", default=[], choices=STAGES, help="stages to leave out")
+    p.add_argument("--force", action="store_true",
+                   help="install over a bundle trained further than this run")
     p.add_argument("--eval-limit", type=int, default=None, help="test items to evaluate")
     p.add_argument("--play-seconds", type=float, default=600.0,
                    help="seconds of generation the evaluation checks (default 600)")
