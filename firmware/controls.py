@@ -15,9 +15,10 @@ Musical model (after the research module):
   at home, +-5 V moves it by half its range), clipped to the player's range;
 - with a prior, in the default CV mode "slide", the home is what the prior generates:
   the macro and the CVs move each attribute away from the prior's curve (rms by a
-  gain in dB, the others by a share of their range), so an unpatched module plays the
-  prior's phrases with their dynamics; in mode "hold" (and always without a prior)
-  an assigned CV holds its attribute at home + CV, and the prior follows it;
+  gain in dB, the others by a share of their range; f0 only by a CV, which transposes
+  by 1 V/oct), so an unpatched module plays the prior's phrases with their dynamics;
+  in mode "hold" (and always without a prior) an assigned CV holds its attribute at
+  home + CV, and the prior follows it;
 - in pitch mode f0 reads 1 V/oct through the pitch calibration, or, not calibrated
   yet, nominally (12 semitones per volt) on the CV assigned to f0;
 - every control is smoothed by a one-pole filter at the frame rate (f0 in semitones).
@@ -33,6 +34,7 @@ CV_COUNT = 4
 CV_SPAN_V = 5.0  # a CV's full swing on each side of 0 V (Eurorack +-5 V)
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 CV_MODES = ("slide", "hold")
+DEFAULT_CV_MODE = CV_MODES[0]
 # In slide mode the whole swing of a CV (+-5 V) moves rms by +-RMS_SLIDE_DB / 2: loudness
 # is heard in dB, and a gain keeps the prior's envelope (an offset would fill its tails).
 RMS_SLIDE_DB = 48.0
@@ -72,7 +74,7 @@ class ControlSettings:
                  snapshots: Optional[List[Sequence[float]]] = None,
                  pitch_mode: bool = False, base_hz: float = DEFAULT_BASE_HZ,
                  latent_span: float = 2.0, smoothing_s: float = 0.03,
-                 cv_mode: str = "slide"):
+                 cv_mode: str = DEFAULT_CV_MODE):
         if macro_mode not in MACRO_MODES:
             raise ValueError(f"macro mode must be one of {', '.join(MACRO_MODES)}")
         if cv_mode not in CV_MODES:
@@ -96,7 +98,7 @@ class ControlSettings:
                    macro_mode=data.get("macro_mode", "random"),
                    macro_glide_s=data.get("macro_glide_s", 0.25),
                    snapshots=data.get("snapshots"), pitch_mode=data.get("pitch_mode", False),
-                   cv_mode=data.get("cv_mode", "slide"))
+                   cv_mode=data.get("cv_mode", DEFAULT_CV_MODE))
 
 
 class ControlSnapshot:
@@ -153,7 +155,8 @@ class ControlMapper:
             index = settings.cv_assign.get(cv_name)
             if index is not None and 0 <= index < n:
                 self._cv_of_attribute[index] = int(cv_name[2:]) - 1
-        self._f0_index = self._find_f0() if settings.pitch_mode else None
+        self._pitch_index = self._find_f0()   # the model's f0, played or not
+        self._f0_index = self._pitch_index if settings.pitch_mode else None
         self._rms_index = next((i for i, a in enumerate(self.attributes)
                                 if a.name.lower() == "rms"), None)
         self.slides = self.generated and settings.cv_mode == "slide"
@@ -195,6 +198,8 @@ class ControlMapper:
 
         # Each assigned CV slides its attribute around the macro home.
         position = self._macro.copy()
+        if self.slides and self._pitch_index is not None:
+            position[self._pitch_index] = 0.5  # the macro moves timbre, not the prior's tune
         for index, cv_index in enumerate(self._cv_of_attribute):
             if cv_index is not None and index != self._f0_index:
                 position[index] += 0.5 * float(np.clip(cv[cv_index] / CV_SPAN_V, -1.0, 1.0))
@@ -212,7 +217,7 @@ class ControlMapper:
         fraction = lo + self._smooth_position * (hi - lo)
         values = self._model_min + fraction * self._model_span
 
-        f0_hz = self._pitch(raw, a)
+        f0_hz = self._pitch(raw, cv, a)
         if f0_hz is not None and self._f0_index is not None:
             values[self._f0_index] = f0_hz
 
@@ -255,11 +260,14 @@ class ControlMapper:
         cv = self._cv_of_attribute[self._f0_index]
         return PitchCalibration(cv, 12.0, 1.0) if cv is not None else None
 
-    def _pitch(self, raw: np.ndarray, a: float) -> Optional[float]:
+    def _pitch(self, raw: np.ndarray, cv: np.ndarray, a: float) -> Optional[float]:
         pitch = self._pitch_source()
         if pitch is None or self._f0_index is None:
             return None
-        semitones = pitch.semitones(float(raw[pitch.cv]))
+        # A measured calibration maps raw readings; the nominal one reads the CV with its
+        # stored offset applied.
+        reading = raw if self.calibration.pitch is not None else cv
+        semitones = pitch.semitones(float(reading[pitch.cv]))
         if self._smooth_semitones is None:
             self._smooth_semitones = semitones
         else:
@@ -270,10 +278,14 @@ class ControlMapper:
 
     # ---- going back a frame (the voice re-renders a queued frame on a gate) ----------
     # Configuration the scheduler replaces whole; everything else is per-frame state.
-    _SHARED = ("settings", "calibration", "attributes")
+    # Only what `reset` sets: a state saved before a menu change must not bring back the
+    # settings it was made with.
+    _PER_FRAME = ("_rng", "_frame", "_macro", "_glide_from", "_glide_to", "_glide_left",
+                  "_snapshot_index", "_last_volts", "_smooth_latent", "_smooth_position",
+                  "_smooth_semitones")
 
     def save_state(self) -> Dict[str, Any]:
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in self._SHARED}
+        return {k: copy.deepcopy(getattr(self, k)) for k in self._PER_FRAME}
 
     def load_state(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(copy.deepcopy(state))
@@ -302,6 +314,9 @@ class ControlMapper:
                 out[i] = snapshot.attributes[i]
             elif i == self._rms_index:
                 out[i] *= 10.0 ** (snapshot.slide[i] * RMS_SLIDE_DB / 20.0)
+            elif i == self._pitch_index:
+                # A CV on f0 transposes the prior's tune by 1 V/oct (slide 0.5 = 5 V).
+                out[i] *= 2.0 ** (snapshot.slide[i] * 2 * CV_SPAN_V)
             else:
                 out[i] += share[i]
         low = self._model_min + self._range_lo * self._model_span

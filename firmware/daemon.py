@@ -390,6 +390,7 @@ class Daemon:
     def _draw(self) -> None:
         now = time.monotonic()
         if self._display_failing and now < self._display_retry_at:
+            self.menu.invalidate()  # still owed: a still page must be retried too
             return
         try:
             self.panel.display.show(draw(self.menu.view()))

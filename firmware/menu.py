@@ -15,7 +15,7 @@ import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT, PitchWizard
-from neurorave.firmware.controls import CV_MODES, MACRO_MODES
+from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
 
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
 ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
@@ -414,7 +414,7 @@ class Menu:
 
         def toggle_mode(menu: "Menu") -> List[Action]:
             # slide: CVs move attributes away from what the prior plays; hold: CVs set them
-            now = menu.settings.get("cv_mode", "slide")
+            now = menu.settings.get("cv_mode", DEFAULT_CV_MODE)
             menu.settings["cv_mode"] = CV_MODES[(CV_MODES.index(now) + 1) % len(CV_MODES)] \
                 if now in CV_MODES else CV_MODES[0]
             return [Action("settings_changed", "cv_mode")]
@@ -422,7 +422,7 @@ class Menu:
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out: List[Tuple[str, Callable[[Menu], List[Action]]]] = [
                 (label(menu, cv), cycle(cv)) for cv in ATTRIBUTE_CVS]
-            out.append((f"Mode {menu.settings.get('cv_mode', 'slide')}", toggle_mode))
+            out.append((f"Mode {menu.settings.get('cv_mode', DEFAULT_CV_MODE)}", toggle_mode))
             return out
 
         return _ListPage("CV assign", items)
@@ -461,18 +461,29 @@ class Menu:
             return [Action("store_snapshot")]
 
         def clear(menu: "Menu") -> List[Action]:
-            if not menu.settings["snapshots"]:
-                return []
             menu.settings["snapshots"] = []
+            menu.back()
             menu.show_notice("snapshots cleared")
             return [Action("settings_changed", "snapshots")]
+
+        def keep(menu: "Menu") -> List[Action]:
+            menu.back()
+            return []
+
+        def confirm(menu: "Menu") -> List[Action]:
+            # Stored points are a player's work: one stray press must not lose them.
+            count = len(menu.settings["snapshots"])
+            if count:
+                menu.open(_ListPage(f"Clear {count}?", lambda m: [("Keep them", keep),
+                                                                  ("Clear them", clear)]))
+            return []
 
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out = [(("*" if menu.settings["macro_mode"] == m else " ") + MACRO_LABELS[m],
                     choose(m)) for m in MACRO_MODES]
             out.append((f" Glide {float(menu.settings['macro_glide_s']):.2f} s", glide))
             out.append((f" Store snapshot ({len(menu.settings['snapshots'])})", store))
-            out.append((" Clear snapshots", clear))
+            out.append((" Clear snapshots", confirm))
             return out
 
         return _ListPage("Macro", items)

@@ -22,7 +22,7 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, Optional
 
-from neurorave.firmware.controls import CV_MODES, MACRO_MODES
+from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
 
 STATE_DIR_ENV = "NEURORAVE_STATE_DIR"
 SYSTEM_STATE_DIR = "/var/lib/neurorave"
@@ -251,7 +251,7 @@ def default_settings() -> Dict[str, Any]:
         "pitch_mode": False,  # CV drives f0 by 1 V/oct when the model has f0
         # with a prior: "slide" moves attributes away from the prior's, "hold" holds them
         # (absent in files from before it: read as "slide")
-        "cv_mode": "slide",
+        "cv_mode": DEFAULT_CV_MODE,
     }
 
 
@@ -273,7 +273,7 @@ def validate_settings(data: Dict[str, Any]) -> None:
             raise ValueError(f"{key} must be a number >= 0")
     if not isinstance(data.get("pitch_mode"), bool):
         raise ValueError("pitch_mode must be true or false")
-    if data.get("cv_mode", "slide") not in CV_MODES:
+    if data.get("cv_mode", DEFAULT_CV_MODE) not in CV_MODES:
         raise ValueError(f"cv_mode must be one of {', '.join(CV_MODES)}")
     model = data.get("model")
     if model is not None and not isinstance(model, str):

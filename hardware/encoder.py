@@ -8,6 +8,7 @@ on its edges and every 5 ms (for the long-press timer) and turned into
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any, List, Optional
@@ -35,10 +36,12 @@ class GpioEncoder:
         self._acceleration: Optional[Acceleration] = (Acceleration() if config.acceleration
                                                       else None)
         pins = (config.pin_a, config.pin_b, config.pin_switch)
+        taken: List[int] = []
         watched: List[int] = []
         try:
             for pin in pins:
                 gpio.setup(pin, gpio.IN)
+                taken.append(pin)
             self._decoder = QuadratureDecoder(config.steps_per_detent, self._state(),
                                               reverse=config.reverse)
             for pin, callback in ((config.pin_a, self._on_turn), (config.pin_b, self._on_turn),
@@ -46,10 +49,16 @@ class GpioEncoder:
                 gpio.add_event_detect(pin, gpio.BOTH, callback=callback)
                 watched.append(pin)
         except (RuntimeError, ValueError) as exc:
-            for pin in watched:   # let go of what was taken: a retry must find it free
-                gpio.remove_event_detect(pin)
-            if watched:
-                gpio.cleanup(watched)
+            # Let go of what was taken, so that a retry finds it free; already failing,
+            # so a second error here must not hide the first.
+            with contextlib.suppress(Exception):
+                for pin in watched:
+                    gpio.remove_event_detect(pin)
+                # The line whose watch failed is watched by someone else: theirs to keep.
+                failed = pins[len(watched)] if len(taken) == len(pins) else None
+                mine = [pin for pin in taken if pin != failed]
+                if mine:
+                    gpio.cleanup(mine)
             raise HardwareError("encoder", f"GPIO refused: {exc}") from None
         self._ticker = Ticker(SWITCH_PERIOD_S, self._tick, "encoder")
 

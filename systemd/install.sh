@@ -11,7 +11,8 @@ set -eu
 
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/opt/neurorave
-STATE=${NEURORAVE_STATE_DIR:-/var/lib/neurorave}
+# The unit hard-codes this folder; NEURORAVE_INSTALL_STATE moves it for the tests only.
+STATE=${NEURORAVE_INSTALL_STATE:-/var/lib/neurorave}
 PYTHON=${PYTHON:-python3}
 START=1
 DRY=0
@@ -75,9 +76,12 @@ for bundle in "$SOURCE"/models/pretrained/*/; do
     [ -f "${bundle}model.json" ] || continue
     dest="$STATE/models/$(basename "$bundle")"
     if [ -e "$dest" ]; then
-        [ -f "$dest/.bundled" ] && [ -f "$dest/model.json" ] || continue
-        [ "$(sha "$dest/model.json")" = "$(cat "$dest/.bundled")" ] || continue
         cmp -s "${bundle}model.json" "$dest/model.json" && continue   # already this one
+        if ! [ -f "$dest/.bundled" ] || ! [ -f "$dest/model.json" ] \
+                || [ "$(sha "$dest/model.json")" != "$(cat "$dest/.bundled")" ]; then
+            echo "install.sh: kept $dest (yours, or changed since installed); remove it to get the bundled one"
+            continue
+        fi
         run rm -rf "$dest"
     fi
     run cp -r "$bundle" "$dest"

@@ -151,6 +151,12 @@ def test_pitch_mode_before_calibration_reads_a_nominal_1v_per_octave_on_the_f0_c
     assert m.step([0, 0, 0, 1.0]).f0_hz == pytest.approx(220.0)
     assert m.step([0, 0, 0, 2.5]).f0_hz == pytest.approx(110.0 * 2 ** 2.5)
     assert 3 in m.pinned_attributes()
+    # The offset stored for that CV (Offsets, unpatched) applies: 1.3 V read is 1 V.
+    offset = ControlMapper(ATTRS, RATE, ControlSettings(
+        pitch_mode=True, smoothing_s=0, base_hz=110.0,
+        cv_assign={"cv2": None, "cv3": None, "cv4": 3}),
+        CVCalibration(offsets=[0.0, 0.0, 0.0, -0.3]))
+    assert offset.step([0, 0, 0, 1.3]).f0_hz == pytest.approx(220.0)
 
 
 def prior_mapper(**kw):
@@ -175,6 +181,27 @@ def test_slide_mode_moves_the_priors_attributes_and_holds_none():
     # The player's range bounds what plays.
     narrow = prior_mapper(attribute_ranges={"sharpness": (0.0, 0.2)})
     assert narrow.slide(prior, narrow.step([0] * 4))[2] == pytest.approx(0.2)
+
+
+def test_in_slide_mode_the_macro_leaves_the_tune_and_a_cv_on_f0_transposes_it():
+    m = prior_mapper(macro_glide_s=0, cv_assign={"cv2": None, "cv3": None, "cv4": 3})
+    prior = np.array([0.05, 3000.0, 0.3, 220.0])
+    moved = m.slide(prior, m.step([0, 0, 0, 0], gate2_rise=True))   # a random macro point
+    assert moved[1] != pytest.approx(3000.0)                         # timbre moved
+    assert moved[3] == pytest.approx(220.0)                          # the tune did not
+    assert m.slide(prior, m.step([0, 0, 0, 1.0]))[3] == pytest.approx(440.0)   # 1 V/oct
+    assert m.slide(prior, m.step([0, 0, 0, -2.0]))[3] == pytest.approx(55.0)
+
+
+def test_a_frame_rendered_again_keeps_settings_changed_since_it_was_saved():
+    m = prior_mapper(cv_assign={"cv2": 0, "cv3": None, "cv4": None})
+    m.step([0, 1.0, 0, 0])
+    saved = m.save_state()
+    m.configure(ControlSettings(smoothing_s=0, cv_mode="hold",
+                                cv_assign={"cv2": 0, "cv3": None, "cv4": None}))
+    m.load_state(saved)                  # the voice re-renders the queued frame
+    assert not m.slides and m.pinned_attributes() == [0]
+    assert m.frame == 1                  # the per-frame state did come back
 
 
 def test_hold_mode_and_a_model_without_prior_hold_the_assigned_attributes():

@@ -128,9 +128,14 @@ def test_macro_mode_glide_and_snapshots():
     assert menu.view().message == "snapshot stored"
     menu.settings["snapshots"] = [[0.1, 0.2], [0.3, 0.4]]   # the daemon appends them
     menu.turn(1)
-    assert menu.press() == [Action("settings_changed", "snapshots")]
+    assert menu.press() == [] and menu.view().title == "Clear 2?"   # asks first
+    assert menu.press() == [] and len(menu.settings["snapshots"]) == 2  # "Keep them"
+    assert menu.view().title == "Macro"
+    menu.press()
+    menu.turn(1)
+    assert menu.press() == [Action("settings_changed", "snapshots")]  # "Clear them"
     assert menu.settings["snapshots"] == [] and menu.view().message == "snapshots cleared"
-    assert menu.press() == []                                # nothing left to clear
+    assert menu.press() == [] and menu.view().title == "Macro"   # nothing left to clear
 
 
 @pytest.mark.parametrize("item,key,low,high", [("Temperature", "prior_temperature", 0.0, 2.0),

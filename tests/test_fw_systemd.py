@@ -130,21 +130,22 @@ def test_install_refreshes_only_the_bundled_models_nobody_changed(tmp_path):
     installed("gm-notes", "an older gm-notes", marked_as="an older gm-notes")  # stale copy
     installed("gm-drums", "drums, edited", marked_as="drums as installed")  # changed by hand
     installed("mine", "a player's model", marked_as=None)
-    env = dict(os.environ, PYTHON=sys.executable, NEURORAVE_STATE_DIR=str(tmp_path))
+    env = dict(os.environ, PYTHON=sys.executable, NEURORAVE_INSTALL_STATE=str(tmp_path))
     out = subprocess.run([INSTALL, "--dry-run", "--no-start"], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     steps = out.stdout
     assert f"rm -rf {models}/gm-notes" in steps
     assert f"cp -r {ROOT}/models/pretrained/gm-notes/ {models}/gm-notes" in steps
-    assert "gm-drums" not in steps and "mine" not in steps
+    assert f"rm -rf {models}/gm-drums" not in steps and f"{models}/mine " not in steps
+    assert f"kept {models}/gm-drums" in steps         # and it says so
     (models / "gm-notes" / "model.json").write_text(
         (Path(ROOT) / "models" / "pretrained" / "gm-notes" / "model.json").read_text())
     (models / "gm-notes" / ".bundled").write_text(hashlib.sha256(
         (models / "gm-notes" / "model.json").read_bytes()).hexdigest() + "\n")
     again = subprocess.run([INSTALL, "--dry-run", "--no-start"], capture_output=True,
                            text=True, env=env, timeout=60).stdout
-    assert "gm-notes" not in again                    # already the bundled one
+    assert f"{models}/gm-notes" not in again          # already the bundled one
 
 
 def test_install_script_refuses_an_old_python():

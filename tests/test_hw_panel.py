@@ -103,6 +103,8 @@ def test_a_failing_part_at_open_releases_what_was_opened():
     with pytest.raises(HardwareError, match="encoder"):
         open_panel(load_board("jetson-nano"), smbus=sim, gpio=gpio)
     assert list(gpio.callbacks) == [15]
+    assert 11 not in gpio.directions and 13 not in gpio.directions  # the encoder's own, freed
+    assert 15 in gpio.directions                                      # the other user's, kept
 
 
 def test_real_board_without_jetson_gpio_is_a_clear_error():

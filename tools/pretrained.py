@@ -252,7 +252,7 @@ def shown(command: List[Any]) -> str:
 
 def bundle_graphs(bundle: Path) -> Dict[str, str]:
     meta = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
-    return {role: graph["sha256"] for role, graph in meta["graphs"].items()}
+    return {role: graph["sha256"].lower() for role, graph in meta["graphs"].items()}
 
 
 def evaluated_graphs(metrics: Path) -> Optional[Dict[str, str]]:

@@ -108,8 +108,8 @@ def window_starts(rng: np.random.Generator, batch: int, items: int, frames: int,
 
 def pin_masks(rng: np.random.Generator, batch: int, latent: int, attrs: int,
               probability: float) -> np.ndarray:
-    """[B, D] per-window masks, shaped like play: CV1 pins latent 0, CVs pin attributes,
-    and now and then other latent dims too."""
+    """[B, D] per-window masks, shaped like play: CV1 pins latent 0, CVs in hold mode (and
+    1 V/oct on f0) pin attributes, and now and then other latent dims too."""
     masks = np.zeros((batch, latent + attrs), np.float32)
     pinned = rng.random(batch) < probability
     masks[:, 0] = pinned & (rng.random(batch) < 0.6)

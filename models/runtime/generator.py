@@ -6,8 +6,9 @@
     z, attributes = gen.split(frame)          # decoder inputs (exposed dims, raw values)
 
 A frame is the full PCA coordinates followed by the raw attribute values. Where `mask`
-is 1 the frame takes `pinned` exactly (CV1 on latent 0, attributes on CVs); the prior
-samples the rest consistently with them and with the phrase so far. Nothing is
+is 1 the frame takes `pinned` exactly (CV1 on latent 0, attributes held by a CV in hold
+mode, f0 played by 1 V/oct); the prior samples the rest consistently with them and with
+the phrase so far. Nothing is
 allocated per step: the returned frame is a view the next step overwrites.
 
 A gate asks for a phrase, and a phrase starts with sound: a first frame whose rms the
