@@ -32,6 +32,7 @@ from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration, Pitch
 
 CV_COUNT = 4
 CV_SPAN_V = 5.0  # a CV's full swing on each side of 0 V (Eurorack +-5 V)
+DEFAULT_CV_RANGES = ((-CV_SPAN_V, CV_SPAN_V),) * 4  # the board file's min/max per CV
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 CV_MODES = ("slide", "hold")
 DEFAULT_CV_MODE = CV_MODES[0]
@@ -122,11 +123,20 @@ class ControlMapper:
     def __init__(self, attributes: Sequence[Any], frame_rate_hz: float,
                  settings: Optional[ControlSettings] = None,
                  calibration: Optional[CVCalibration] = None, seed: int = 0,
-                 generated: bool = False):
-        """`generated`: a prior generates the attributes the player does not hold."""
+                 generated: bool = False,
+                 cv_ranges: Sequence[Tuple[float, float]] = DEFAULT_CV_RANGES):
+        """`generated`: a prior generates the attributes the player does not hold.
+        `cv_ranges`: each CV's (min, max) volts from the board file. A CV slides around
+        0 V with its full swing at the larger of |min| and |max| (so a 0-10 V input
+        slides up only, all the way at 10 V); CV4 following the macro spans min..max."""
         if frame_rate_hz <= 0:
             raise ValueError("frame rate must be positive")
+        if len(cv_ranges) != CV_COUNT or not all(hi > lo for lo, hi in cv_ranges):
+            raise ValueError(f"need {CV_COUNT} CV ranges, each with max above min")
         self.generated = bool(generated)
+        self._cv_low = np.array([float(lo) for lo, _ in cv_ranges])
+        self._cv_high = np.array([float(hi) for _, hi in cv_ranges])
+        self._cv_span = np.maximum(np.abs(self._cv_low), np.abs(self._cv_high))
         self.attributes = [a if isinstance(a, AttributeRange) else AttributeRange.of(a)
                            for a in attributes]
         self.frame_rate_hz = float(frame_rate_hz)
@@ -202,10 +212,11 @@ class ControlMapper:
             position[self._pitch_index] = 0.5  # the macro moves timbre, not the prior's tune
         for index, cv_index in enumerate(self._cv_of_attribute):
             if cv_index is not None and index != self._f0_index:
-                position[index] += 0.5 * float(np.clip(cv[cv_index] / CV_SPAN_V, -1.0, 1.0))
+                swing = cv[cv_index] / self._cv_span[cv_index]
+                position[index] += 0.5 * float(np.clip(swing, -1.0, 1.0))
         position = np.clip(position, 0.0, 1.0)
 
-        latent = self.settings.latent_span * float(np.clip(cv[0] / CV_SPAN_V, -1.0, 1.0))
+        latent = self.settings.latent_span * float(np.clip(cv[0] / self._cv_span[0], -1.0, 1.0))
         a = self._alpha
         if self._smooth_position is None or self._smooth_latent is None:
             self._smooth_position, self._smooth_latent = position, latent
@@ -229,7 +240,8 @@ class ControlMapper:
         mode = self.settings.macro_mode
         target: Optional[np.ndarray] = None
         if mode == "follow_cv4" and (rise or high):
-            point = float(np.clip((cv[3] + CV_SPAN_V) / (2 * CV_SPAN_V), 0.0, 1.0))
+            low, high = self._cv_low[3], self._cv_high[3]
+            point = float(np.clip((cv[3] - low) / (high - low), 0.0, 1.0))
             target = np.full(len(self.attributes), point)
         elif rise and mode == "random":
             target = self._rng.uniform(0.0, 1.0, len(self.attributes))
@@ -315,8 +327,10 @@ class ControlMapper:
             elif i == self._rms_index:
                 out[i] *= 10.0 ** (snapshot.slide[i] * RMS_SLIDE_DB / 20.0)
             elif i == self._pitch_index:
-                # A CV on f0 transposes the prior's tune by 1 V/oct (slide 0.5 = 5 V).
-                out[i] *= 2.0 ** (snapshot.slide[i] * 2 * CV_SPAN_V)
+                # A CV on f0 transposes the prior's tune by 1 V/oct (slide 0.5: full swing).
+                cv_index = self._cv_of_attribute[i]
+                span = self._cv_span[cv_index] if cv_index is not None else CV_SPAN_V
+                out[i] *= 2.0 ** (snapshot.slide[i] * 2 * span)
             else:
                 out[i] += share[i]
         low = self._model_min + self._range_lo * self._model_span

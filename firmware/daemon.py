@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from neurorave.firmware.calibration import (
     CalibrationError,
@@ -30,7 +30,12 @@ from neurorave.firmware.calibration import (
     PitchCalibration,
     offsets_from_idle,
 )
-from neurorave.firmware.controls import ControlSettings, attribute_bars
+from neurorave.firmware.controls import (
+    CV_COUNT,
+    DEFAULT_CV_RANGES,
+    ControlSettings,
+    attribute_bars,
+)
 from neurorave.firmware.errors import UserError
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
@@ -207,8 +212,13 @@ class Daemon:
         future = self._loop.run_in_executor(
             self.worker, lambda: VoiceModel(folder, DEVICE_RATE, self.engine_kind, 1,
                                             ControlSettings.from_settings(self.settings),
-                                            self.calibration))
+                                            self.calibration, cv_ranges=self._cv_ranges()))
         future.add_done_callback(lambda f: self._loaded(folder, f))
+
+    def _cv_ranges(self) -> List[Tuple[float, float]]:
+        """The board's volts range per CV (a 0-10 V build slides up only)."""
+        ranges = [(c.min_volts, c.max_volts) for c in self.panel.board.cvs][:CV_COUNT]
+        return ranges + list(DEFAULT_CV_RANGES[len(ranges):])
 
     def _loaded(self, folder: str, future: "asyncio.Future[VoiceModel]") -> None:
         self._loading = None

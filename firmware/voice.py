@@ -26,7 +26,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from neurorave.firmware.calibration import CVCalibration
-from neurorave.firmware.controls import ControlMapper, ControlSettings, ControlSnapshot
+from neurorave.firmware.controls import (
+    DEFAULT_CV_RANGES,
+    ControlMapper,
+    ControlSettings,
+    ControlSnapshot,
+)
 from neurorave.firmware.realtime import realtime_thread
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.stats import Stats
@@ -113,7 +118,8 @@ class VoiceModel:
 
     def __init__(self, path: str, device_rate: int, engine_kind: str = "auto",
                  threads: int = 1, settings: Optional[ControlSettings] = None,
-                 calibration: Optional[CVCalibration] = None, seed: int = 0):
+                 calibration: Optional[CVCalibration] = None, seed: int = 0,
+                 cv_ranges: Sequence[Tuple[float, float]] = DEFAULT_CV_RANGES):
         start = time.perf_counter()
         self.path = path
         self.bundle = load_bundle(path)
@@ -127,7 +133,8 @@ class VoiceModel:
         self.device_rate = int(device_rate)
         self.seed = seed
         self.mapper = ControlMapper(self.bundle.attributes, self.frame_rate_hz, settings,
-                                    calibration, seed, generated=self.bundle.has_prior)
+                                    calibration, seed, generated=self.bundle.has_prior,
+                                    cv_ranges=cv_ranges)
         self.explorer = LatentExplorer(pca_stds(self.bundle), self.frame_rate_hz, seed)
         self.resampler = StreamResampler(self.sample_rate, self.device_rate)
         self._z = self.decoder.inputs["z"]

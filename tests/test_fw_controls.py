@@ -215,6 +215,25 @@ def test_hold_mode_and_a_model_without_prior_hold_the_assigned_attributes():
         ControlSettings(cv_mode="wobble")
 
 
+def test_a_0_to_10_volt_board_slides_up_all_the_way_and_cv4_spans_its_range():
+    unipolar = [(0.0, 10.0)] * 4
+    m = ControlMapper(ATTRS, RATE, ControlSettings(smoothing_s=0, macro_glide_s=0,
+                                                   cv_assign={"cv2": 2, "cv3": None,
+                                                              "cv4": None}),
+                      cv_ranges=unipolar)
+    assert m.step([0, 0, 0, 0]).attributes[2] == pytest.approx(0.5)    # unpatched: home
+    assert m.step([0, 5.0, 0, 0]).attributes[2] == pytest.approx(0.75)
+    top = m.step([10.0, 10.0, 0, 0])
+    assert top.attributes[2] == pytest.approx(1.0) and top.latent0 == pytest.approx(2.0)
+    follow = ControlMapper(ATTRS, RATE, ControlSettings(macro_mode="follow_cv4",
+                                                        macro_glide_s=0, smoothing_s=0),
+                           cv_ranges=unipolar)
+    assert follow.step([0, 0, 0, 5.0], gate2_rise=True, gate2_high=True).macro.tolist() == \
+        [0.5] * 4
+    with pytest.raises(ValueError, match="CV ranges"):
+        ControlMapper(ATTRS, RATE, cv_ranges=[(5.0, 5.0)] * 4)
+
+
 def test_pitch_is_smoothed_in_semitones():
     pitch = PitchCalibration.from_readings(1, 1.0, 3.0)
     m = mapper(pitch_mode=True, smoothing_s=0.05, base_hz=100.0,

@@ -317,3 +317,21 @@ def test_the_first_model_is_the_chosen_one_then_the_bundled_default():
     assert first_model(models, "broken").folder == f"/m/{DEFAULT_MODEL}"
     assert first_model(models[:2], None).folder == "/m/gm-drums"
     assert first_model(models[:1], None) is None
+
+
+def test_the_voice_reads_each_cv_over_the_board_files_range(tmp_path):
+    """A 0-10 V build's board file reaches the control mapping (a CV slides up all the
+    way at 10 V), not the ±5 V of the standard build."""
+    from types import SimpleNamespace
+
+    from neurorave.firmware.daemon import Daemon
+    from neurorave.hardware.board import load_board
+
+    real = (Path(__file__).parents[1] / "hardware" / "boards" / "jetson-nano.toml").read_text()
+    unipolar = real.replace("offset = 5.0", "offset = 10.0").replace("min = -5.0", "min = 0.0") \
+        .replace("max = 5.0", "max = 10.0")
+    (tmp_path / "unipolar.toml").write_text(unipolar)
+    panel = SimpleNamespace(board=load_board(str(tmp_path / "unipolar.toml")))
+    assert Daemon._cv_ranges(SimpleNamespace(panel=panel)) == [(0.0, 10.0)] * 4
+    panel = SimpleNamespace(board=load_board("jetson-nano"))
+    assert Daemon._cv_ranges(SimpleNamespace(panel=panel)) == [(-5.0, 5.0)] * 4
