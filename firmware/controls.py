@@ -240,8 +240,8 @@ class ControlMapper:
         mode = self.settings.macro_mode
         target: Optional[np.ndarray] = None
         if mode == "follow_cv4" and (rise or high):
-            low, high = self._cv_low[3], self._cv_high[3]
-            point = float(np.clip((cv[3] - low) / (high - low), 0.0, 1.0))
+            bottom, top = self._cv_low[3], self._cv_high[3]
+            point = float(np.clip((cv[3] - bottom) / (top - bottom), 0.0, 1.0))
             target = np.full(len(self.attributes), point)
         elif rise and mode == "random":
             target = self._rng.uniform(0.0, 1.0, len(self.attributes))
