@@ -289,9 +289,8 @@ class ControlMapper:
         return float(min(max(f0, attribute.min), attribute.max))
 
     # ---- going back a frame (the voice re-renders a queued frame on a gate) ----------
-    # Configuration the scheduler replaces whole; everything else is per-frame state.
-    # Only what `reset` sets: a state saved before a menu change must not bring back the
-    # settings it was made with.
+    # Only the per-frame state (what `reset` sets): a state saved before a menu change
+    # must not bring back the settings it was made with.
     _PER_FRAME = ("_rng", "_frame", "_macro", "_glide_from", "_glide_to", "_glide_left",
                   "_snapshot_index", "_last_volts", "_smooth_latent", "_smooth_position",
                   "_smooth_semitones")

@@ -15,10 +15,9 @@ import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT, PitchWizard
-from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
+from neurorave.firmware.controls import ATTRIBUTE_CVS, CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
 
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
-ATTRIBUTE_CVS = ("cv2", "cv3", "cv4")
 # Attribute names short enough for one 21-character OLED line.
 SHORT_NAMES = {"rms": "rms", "centroid": "cen", "bandwidth": "bw", "sharpness": "shp",
                "boominess": "bom", "f0": "f0"}

@@ -81,9 +81,8 @@ class AwaitedDisplay:
     bus error while it stays silent (the daemon retries once a second and counts the
     fault); once it answers, frames go to it as usual."""
 
-    def __init__(self, bus: I2CBus, config: DisplayConfig, error: Exception) -> None:
+    def __init__(self, bus: I2CBus, config: DisplayConfig) -> None:
         self.part = _part(config)
-        self.error = error
         self.size: Tuple[int, int] = ((config.height, config.width) if config.rotate % 2
                                       else (config.width, config.height))
         self._bus = bus
@@ -107,8 +106,8 @@ def open_oled_or_await(bus: I2CBus, config: DisplayConfig) -> Any:
     """`open_oled`, or an `AwaitedDisplay` where the OLED does not answer yet."""
     try:
         return open_oled(bus, config)
-    except HardwareError as exc:
-        return AwaitedDisplay(bus, config, exc)
+    except HardwareError:
+        return AwaitedDisplay(bus, config)
 
 
 def _part(config: DisplayConfig) -> str:

@@ -204,6 +204,22 @@ def test_a_frame_rendered_again_keeps_settings_changed_since_it_was_saved():
     assert m.frame == 1                  # the per-frame state did come back
 
 
+def test_the_state_a_re_render_restores_is_exactly_what_reset_sets():
+    """A field added to `reset` but not to `_PER_FRAME` would not come back when the
+    voice renders a queued frame again."""
+    assigned = []
+
+    class Spy(ControlMapper):
+        def __setattr__(self, name, value):
+            assigned.append(name)
+            super().__setattr__(name, value)
+
+    m = Spy(ATTRS, RATE)
+    assigned.clear()
+    m.reset()
+    assert set(assigned) == set(ControlMapper._PER_FRAME)
+
+
 def test_hold_mode_and_a_model_without_prior_hold_the_assigned_attributes():
     hold = prior_mapper(cv_mode="hold", cv_assign={"cv2": 0, "cv3": 1, "cv4": None})
     assert hold.pinned_attributes() == [0, 1]
