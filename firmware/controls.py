@@ -28,9 +28,13 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from neurorave.firmware.calibration import DEFAULT_BASE_HZ, CVCalibration, PitchCalibration
+from neurorave.firmware.calibration import (
+    CV_COUNT,
+    DEFAULT_BASE_HZ,
+    CVCalibration,
+    PitchCalibration,
+)
 
-CV_COUNT = 4
 CV_SPAN_V = 5.0  # a CV's full swing on each side of 0 V (Eurorack +-5 V)
 DEFAULT_CV_RANGES = ((-CV_SPAN_V, CV_SPAN_V),) * 4  # the board file's min/max per CV
 MACRO_MODES = ("random", "snapshot", "follow_cv4")

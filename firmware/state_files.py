@@ -22,6 +22,7 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, Optional
 
+from neurorave.firmware.calibration import CV_COUNT
 from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
 
 STATE_DIR_ENV = "NEURORAVE_STATE_DIR"
@@ -233,7 +234,6 @@ class StateFile:
 # ---- the two files of the module -----------------------------------------------------
 SETTINGS_VERSION = 1
 CALIBRATION_VERSION = 1
-CV_COUNT = 4
 
 
 def default_settings() -> Dict[str, Any]:

@@ -236,6 +236,29 @@ def test_store_curves_are_used_when_the_store_hop_is_the_model_hop(tmp_path):
                           atol=1e-4)
 
 
+def test_mixed_precision_path_trains_on_cpu_through_every_phase(data, tmp_path):
+    # The code a GPU run takes (autocast, the losses kept in float32) checked on every
+    # machine: bf16 autocast also exists on CPU. All phases: fader, control, adversarial.
+    class Dtypes(pl.Callback):
+        seen = set()
+
+        def on_fit_start(self, trainer, module):
+            conv = next(m for m in module.decoder.modules() if isinstance(m, torch.nn.Conv1d))
+            conv.register_forward_hook(lambda m, i, out: self.seen.add(out.dtype))
+
+    cfg = _config(tmp_path, training={"precision": "bf16-mixed", "control_start": 3,
+                                      "control_weight": 1.0, "adversarial_start": 6})
+    rec, dtypes = Recorder(), Dtypes()
+    model = train(cfg, str(data), str(tmp_path / "bf16"), steps=9, progress=False,
+                  callbacks=[rec, dtypes])
+    assert model.completed_steps == 9
+    assert torch.bfloat16 in dtypes.seen  # autocast really ran the decoder in bf16
+    assert "loss/control" in rec.metrics[3] and "loss/adversarial" in rec.metrics[-1]
+    assert all(np.isfinite(list(m.values())).all() for m in rec.metrics)
+    state = torch.load(tmp_path / "bf16" / "weights" / "last.pt", weights_only=True)
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+
+
 @pytest.mark.gpu
 def test_tiny_trains_on_gpu_in_mixed_precision(data, tmp_path):
     if not torch.cuda.is_available():
