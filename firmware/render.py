@@ -1,8 +1,10 @@
 """`neurorave render BUNDLE --patch PATCH --seconds S --out OUT.wav [--seed N]`.
 
-The daemon's voice run offline: the patch's CVs are sampled at each latent frame, its
-gate edges land on the frame they fall in, and the same `VoiceModel` renders frame by
-frame on ONNX Runtime's CPU engine, as fast as the machine goes. The same bundle,
+The daemon's voice run offline: the patch's CVs are sampled at each latent frame and the
+same `VoiceModel` renders frame by frame on ONNX Runtime's CPU engine, as fast as the
+machine goes. Gate 1 lands on its own sample: the frame it falls in is cut there and
+the gate's frame begins at it (as in the daemon, which can only start it a few device
+blocks after the edge); gate 2's edges go to the next frame. The same bundle,
 patch and seed give the same samples. Encoder turns and presses in the patch are
 ignored (there is no menu offline); settings are the defaults.
 """
@@ -14,7 +16,15 @@ import numpy as np
 from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.errors import UserError
 from neurorave.firmware.state_files import default_settings
-from neurorave.firmware.voice import FADE_S, ControlInputs, VoiceModel, fade, output_stage
+from neurorave.firmware.voice import (
+    FADE_S,
+    GATE_FADE_S,
+    ControlInputs,
+    VoiceModel,
+    crossfade,
+    fade,
+    output_stage,
+)
 from neurorave.hardware.patch import Patch, load_patch
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import EngineUnavailable
@@ -36,27 +46,48 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
         raise UserError(str(exc)) from None
     model.reset()
     gain = float(settings["output_level"] if level is None else level)
-    call_s = model.samples_per_call / model.sample_rate
-    calls = int(np.ceil(seconds / call_s))
+    total = int(round(seconds * rate))
+    cut_fade = int(GATE_FADE_S * rate)
+    edges = [e for e in patch.events(-1.0, seconds) if e.kind == "gate"]
+    rises1 = [e.t for e in edges if e.jack == 0 and e.value]
     volts = [0.0] * 4
     gate2_high = False
     blocks: List[np.ndarray] = []
-    for c in range(calls):
-        t0, t1 = (c - 1) * call_s, c * call_s
+    written = 0
+    handled, boundary = -1.0, 0.0   # edges in (handled, boundary] go to the next frame
+    interrupted: Optional[np.ndarray] = None
+    while written < total:
         rise1 = rise2 = False
-        for event in patch.events(t0 if c else -1.0, t1):
-            if event.kind != "gate":
-                continue
-            if event.jack == 0 and event.value:
-                rise1 = True
-            elif event.jack == 1:
-                rise2 = rise2 or bool(event.value)
-                gate2_high = bool(event.value)
+        for event in edges:
+            if handled < event.t <= boundary:
+                if event.jack == 0:
+                    rise1 = rise1 or bool(event.value)
+                else:
+                    rise2 = rise2 or bool(event.value)
+                    gate2_high = bool(event.value)
         for i in range(4):
-            v = patch.cv_volts(i, t1)
+            v = patch.cv_volts(i, boundary)
             volts[i] = 0.0 if v is None else float(v)
-        blocks.append(model.render(ControlInputs(volts, rise1, rise2, gate2_high,
-                                                 float(settings["prior_temperature"]))))
+        frame_from, frame_to = handled, boundary
+        before = model.snapshot()
+        block = model.render(ControlInputs(volts, rise1, rise2, gate2_high,
+                                           float(settings["prior_temperature"])))
+        if interrupted is not None:
+            block = crossfade(interrupted, block)
+            interrupted = None
+        handled, boundary = frame_to, (written + len(block)) / rate
+        # A gate-1 rise inside this frame cuts it there: the gate's frame (rendered again
+        # from this one's start, as the daemon does) begins at the gate's own sample.
+        inside = [t for t in rises1 if frame_to < t < boundary]
+        if inside and before is not None:
+            cut = max(0, int(round(inside[0] * rate)) - written)
+            if cut < len(block):
+                interrupted = block[cut:cut + cut_fade] if cut else None
+                block = block[:cut]
+                model.restore(before)    # and the edges this frame took, taken again
+                handled, boundary = frame_from, inside[0]
+        blocks.append(block)
+        written += len(block)
     tail = model.resampler.process(np.zeros(0, np.float32), last=True)
     audio = np.concatenate(blocks + [tail])[: int(round(seconds * rate))]
     audio = fade(audio, True, int(FADE_S * rate))

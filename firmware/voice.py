@@ -43,6 +43,9 @@ from neurorave.models.runtime.resample import StreamResampler
 GATE_COUNT = 2
 EXPLORE_GLIDE_S = 0.08   # a new phrase point is reached in about this long
 FADE_S = 0.02            # start, stop and model-switch fades
+# A gate cuts the sound it interrupts this fast: long enough not to click, short enough
+# to keep the attack that follows (a drum's is a few ms).
+GATE_FADE_S = 0.003
 RENDER_MARGIN = 1.5      # times the slowest recent render
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 LIMIT_KNEE = 0.8         # the output stage passes the voice unchanged up to here
@@ -278,6 +281,16 @@ def fade(block: np.ndarray, rising: bool, length: int) -> np.ndarray:
     return block * ramp
 
 
+def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`new` with its first len(old) samples crossfaded (raised cosine) from `old`: where
+    a gate's frame cuts in over the sound it interrupts."""
+    out = np.array(new, dtype=np.float32)
+    n = min(len(old), len(out))
+    w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
+    out[:n] = old[:n] * (1 - w) + out[:n] * w
+    return out
+
+
 class Voice:
     """The voice thread: keeps the ring filled with the current model's frames."""
 
@@ -304,6 +317,7 @@ class Voice:
         self._next_model: Optional[VoiceModel] = None
         self._swap = False
         self._fade_len = max(1, int(FADE_S * self.device_rate))
+        self._gate_fade_len = max(1, int(GATE_FADE_S * self.device_rate))
         self._fading_in = True
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -407,9 +421,13 @@ class Voice:
 
     def _rerender_queued_frame(self) -> None:
         """A gate while the last frame still waits in the ring: render that frame again
-        from the state before it, with the gate, and splice the new audio in from just
-        after what the callback may be reading (a short crossfade), instead of making
-        the gate wait for the next frame (up to a whole frame of latency).
+        from the state before it, with the gate, and play it whole from just after what
+        the callback may be reading (the queued sound cut by a short crossfade), instead
+        of making the gate wait for the next frame (up to a whole frame of latency).
+
+        Whole: the gate's frame begins with its attack, so it starts at the splice and
+        the frames after it follow from there. Spliced in at its own offset instead,
+        the attack (up to a frame's worth) was skipped and the gate heard late.
         """
         self._gate1_waiting = False
         model, last = self.model, self._last
@@ -437,20 +455,16 @@ class Voice:
         # Splice after what the callback may be reading, and never before this frame
         # (the one before it may still be queued: it stays as it is).
         keep = max(self.ring.total_read + margin, start)
-        if len(new) != len(old) or keep >= end - self._fade_len or after is None:
+        n = self._gate_fade_len
+        if len(new) <= n or keep + n > end or after is None:
             if after is not None:         # give up: as if nothing happened
                 model.restore(after)
             self._edges.extendleft(reversed(edges))
             return
-        new = output_stage(new, self.level)
-        offset = keep - start
-        tail = new[offset:].copy()
-        n = min(self._fade_len, len(tail))
-        w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
-        tail[:n] = old[offset:offset + n] * (1 - w) + tail[:n] * w
+        new = crossfade(old[keep - start:keep - start + n], output_stage(new, self.level))
         self.ring.rewind(keep)
-        self._write(tail, scale=False)
-        self._last = (start, new, before)
+        self._write(new, scale=False)
+        self._last = (keep, new, before)
         self.rerenders += 1
         if inputs.edge_ns:
             self._pending_latency.append((keep, inputs.edge_ns))

@@ -352,6 +352,8 @@ def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
     assert good["ok"] and good["clipped_samples"] == 0 and good["longest_silence_s"] == 0
     assert good["limited_samples"] == 0
     assert good["gates"] == 3 and good["unanswered_gates"] == 0
+    # A steady oscillator answers each gate at once (its sound never stops).
+    assert good["attack_ms"]["p90"] == pytest.approx(0.0, abs=2.0)
     assert good["seconds"] == pytest.approx(6.0, abs=0.01)
     loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
     # Where a hard clip would cut, the output stage's limiter rounds the peak off up to

@@ -13,6 +13,7 @@ from neurorave.firmware.render import render
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.stats import Stats
 from neurorave.firmware.voice import (
+    GATE_FADE_S,
     LIMIT_KNEE,
     ControlInputs,
     Voice,
@@ -208,6 +209,20 @@ def test_render_is_deterministic_and_follows_the_patch(bundles, tmp_path):
     assert np.all(np.isfinite(at48)) and np.abs(at48).max() <= 1.0
 
 
+def test_render_starts_a_gate_frame_on_the_gate_s_own_sample(long_frames):
+    """128 ms frames: a gate between two frame starts is heard from its own sample (the
+    frame it falls in cut there), not from the next frame start."""
+    times = [0.3, 0.71, 0.78]        # none on a frame start (multiples of 0.128 s)
+    gated, rate = render(long_frames, parse_patch({"gate": {"1": {"times": times}}}, "g.toml"),
+                         1.5, seed=3)
+    # The same rises one by one: each changes the audio from its own sample on.
+    for k, t in enumerate(times):
+        partial, _ = render(long_frames, parse_patch({"gate": {"1": {"times": times[:k]}}},
+                                                     "g.toml"), 1.5, seed=3)
+        first = int(np.flatnonzero(np.abs(gated - partial) > 1e-7)[0])
+        assert first == int(round(t * rate)), (t, first / rate)
+
+
 def test_render_command_writes_a_wav(bundles, tmp_path, capsys):
     patch_file = tmp_path / "p.toml"
     patch_file.write_text('[cv.2]\nvolts = 3.0\n[gate.1]\nclock = 2.0\n')
@@ -338,6 +353,33 @@ def test_a_gate_rerenders_the_queued_frame_and_is_heard_within_a_few_blocks(long
     # The splice is a crossfade: no step larger than the signal's own.
     around = np.abs(np.diff(gated[first_change - 64:first_change + 1024]))
     assert around.max() <= 1.5 * np.abs(np.diff(plain)).max()
+
+
+def test_a_gate_frame_plays_whole_from_the_splice_and_the_frames_follow_it(long_frames,
+                                                                          monkeypatch):
+    """The gate's frame begins with its attack: it is heard from its first sample at the
+    splice (after a short crossfade), not from the offset where the frame it replaces
+    had got to, and the next frame follows it seamlessly."""
+    splices = []
+    rerender = Voice._rerender_queued_frame
+
+    def spy(voice):
+        before = voice.rerenders
+        rerender(voice)
+        if voice.rerenders > before:
+            splices.append(voice._last)
+    monkeypatch.setattr(Voice, "_rerender_queued_frame", spy)
+    gated, posted, voice = _play(long_frames, gate_at=9000, total=30000)
+    (keep, written, before), = splices
+    frame = len(written)
+    assert posted < keep < posted + 2800 and frame > 6000   # mid-frame, 2048 x 3 samples
+    model, n = voice.model, int(GATE_FADE_S * 48000)
+    model.restore(before)
+    gate = output_stage(model.render(ControlInputs([0.0] * 4, True)), voice.level)
+    after = output_stage(model.render(ControlInputs([0.0] * 4)), voice.level)
+    np.testing.assert_allclose(gated[keep + n:keep + frame], gate[n:frame], atol=1e-6)
+    nxt = gated[keep + frame:keep + frame + len(after)]
+    np.testing.assert_allclose(nxt, after[:len(nxt)], atol=1e-6)
 
 
 def test_without_rerendering_a_gate_waits_for_the_next_frame(long_frames):

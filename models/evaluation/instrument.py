@@ -17,7 +17,9 @@ sample rate, with panel volts and gate edges as a patch would give them:
   (0.8), a sample at or beyond full scale (the output stage's soft limiter rounds it
   off instead, which is still heard as saturation). `limited_samples` counts those the
   limiter bends at all (over its knee); `peak` is read after the output stage,
-  `model_peak` before it.
+  `model_peak` before it. `attack_ms` (p10/p50/p90) times each gate's answer: from the
+  gate to where its attack begins (models/attacks.py), the part of gate-to-sound latency
+  that the model makes (the daemon's own is benchmarked apart).
 """
 from __future__ import annotations
 
@@ -148,6 +150,21 @@ def gate_answers(quiet: np.ndarray, gate1_at: List[float]) -> Tuple[int, int]:
     return len(judged), int(sum(bool(quiet[i:i + per_gate].all()) for i in judged))
 
 
+def attack_delays(audio: np.ndarray, sr: int, gate1_at: List[float]) -> List[float]:
+    """Milliseconds from each gate to the attack it is answered with (models/attacks.py),
+    for gates with ANSWER_S of audio after them and a heard answer in it."""
+    from neurorave.models.attacks import attack_start, envelope
+
+    env = envelope(audio, sr)
+    span = int(ANSWER_S * sr)
+    delays = []
+    for t in gate1_at:
+        lo = int(round(t * sr))
+        if lo + span <= len(env) and env[lo:lo + span].max() >= AUDIBLE_RMS:
+            delays.append(1e3 * (attack_start(env, lo, lo + span) - lo) / sr)
+    return delays
+
+
 def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
     """The generation patch played: {"audio", "sample_rate", "nan_at", "gate1_at", "mode"}."""
     model = _voice(bundle_path, seed, pitch=False)
@@ -176,6 +193,7 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
         run = run + 1 if q else 0
         longest = max(longest, run)
     judged, unanswered = gate_answers(quiet, played["gate1_at"])
+    attacks = attack_delays(audio, sr, played["gate1_at"])
     limit_s = GENERATION_GATE1_S + ANSWER_S
     level = float(default_settings()["output_level"])
     scaled = audio * np.float32(level)
@@ -192,6 +210,8 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
               "longest_silence_s": longest_s, "silence_limit_s": limit_s,
               "gates": judged, "unanswered_gates": unanswered,
+              "attack_ms": {f"p{q}": float(np.percentile(attacks, q)) if attacks else None
+                            for q in (10, 50, 90)},
               "silent_fraction": float(quiet.mean()) if n else 1.0}
     result["ok"] = bool(played["nan_at"] is None and clipped == 0 and unanswered == 0
                         and longest_s <= limit_s)
