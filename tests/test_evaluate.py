@@ -19,6 +19,7 @@ from neurorave.models.evaluation.control import (
 )
 from neurorave.models.evaluation.disentanglement import probe_accuracy
 from neurorave.models.evaluation.instrument import (
+    answer_delays,
     gate_answers,
     generation_check,
     pitch_accuracy,
@@ -347,13 +348,27 @@ def test_a_gate_counts_as_answered_by_sound_within_half_a_second_of_its_rise():
     assert gate_answers(quiet, [0.0, 2.0]) == (2, 1)
 
 
+def test_answer_delays_time_each_gate_to_its_sound():
+    sr, gates = 8000, [0.0, 1.0, 2.0, 3.0]
+    audio = np.zeros(4 * sr, np.float32)
+    t = np.arange(1600) / sr
+    for g, late_s in zip(gates[:3], (0.0, 0.02, 0.2)):
+        start = int((g + late_s) * sr)
+        # A soft lead-in (-20 dB) before the note's own level: timed at the note.
+        audio[start - 400:start] = 0.03 * np.sin(2 * np.pi * 440 * t[:400]) if start else 0
+        audio[start:start + 1600] = 0.3 * np.sin(2 * np.pi * 440 * t)
+    delays = answer_delays(audio, sr, gates)  # gate 4 is never answered: not timed
+    assert len(delays) == 3
+    np.testing.assert_allclose(delays, [0.0, 20.0, 200.0], atol=1.0)
+
+
 def test_generation_check_flags_nan_clipping_and_silence(tmp_path):
     good = generation_check(write_oscillator_bundle(str(tmp_path / "good")), 6.0)
     assert good["ok"] and good["clipped_samples"] == 0 and good["longest_silence_s"] == 0
     assert good["limited_samples"] == 0
     assert good["gates"] == 3 and good["unanswered_gates"] == 0
     # A steady oscillator answers each gate at once (its sound never stops).
-    assert good["attack_ms"]["p90"] == pytest.approx(0.0, abs=2.0)
+    assert good["answer_ms"]["p90"] == pytest.approx(0.0, abs=2.0)
     assert good["seconds"] == pytest.approx(6.0, abs=0.01)
     loud = generation_check(write_oscillator_bundle(str(tmp_path / "loud"), gain=10.0), 3.0)
     # Where a hard clip would cut, the output stage's limiter rounds the peak off up to

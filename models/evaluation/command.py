@@ -206,9 +206,9 @@ def main(args) -> int:
                   + ("ok" if g["ok"] else "FAILED")
                   + f" (NaN at {g['nan_at_s']}, {g['clipped_samples']} clipped samples, "
                   f"longest silence {g['longest_silence_s']:.2f} s)")
-            if g.get("attack_ms", {}).get("p50") is not None:
-                a = g["attack_ms"]
-                print(f"  gate to attack: p10 {a['p10']:.0f} ms, p50 {a['p50']:.0f} ms, "
+            if g.get("answer_ms", {}).get("p50") is not None:
+                a = g["answer_ms"]
+                print(f"  gate to answer: p10 {a['p10']:.0f} ms, p50 {a['p50']:.0f} ms, "
                       f"p90 {a['p90']:.0f} ms")
     print(f"wrote {Path(args.out) / 'report.html'} and metrics.json")
     return 0

@@ -17,9 +17,10 @@ sample rate, with panel volts and gate edges as a patch would give them:
   (0.8), a sample at or beyond full scale (the output stage's soft limiter rounds it
   off instead, which is still heard as saturation). `limited_samples` counts those the
   limiter bends at all (over its knee); `peak` is read after the output stage,
-  `model_peak` before it. `attack_ms` (p10/p50/p90) times each gate's answer: from the
-  gate to where its attack begins (models/attacks.py), the part of gate-to-sound latency
-  that the model makes (the daemon's own is benchmarked apart).
+  `model_peak` before it. `answer_ms` (p10/p50/p90) times each gate's answer: from the
+  gate (a frame start) until the sound first reaches -12 dB of its peak over the next
+  ANSWER_PEAK_S: the part of gate-to-sound latency that the model makes (the daemon's
+  own, gate to the first sample of the gate's frame, is benchmarked apart).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ LEVEL_VOLTS = 2.0
 GENERATION_GATE1_S = 2.0           # a new phrase every 2 s
 SILENCE_WINDOW_S = 0.05
 ANSWER_S = 0.5                     # a gate must be heard within this long
+ANSWER_PEAK_S = 0.25               # a gate's answer is timed against its peak in this long
 CLIP_LEVEL = 1.0
 
 
@@ -150,18 +152,19 @@ def gate_answers(quiet: np.ndarray, gate1_at: List[float]) -> Tuple[int, int]:
     return len(judged), int(sum(bool(quiet[i:i + per_gate].all()) for i in judged))
 
 
-def attack_delays(audio: np.ndarray, sr: int, gate1_at: List[float]) -> List[float]:
-    """Milliseconds from each gate to the attack it is answered with (models/attacks.py),
-    for gates with ANSWER_S of audio after them and a heard answer in it."""
-    from neurorave.models.attacks import attack_start, envelope
-
-    env = envelope(audio, sr)
-    span = int(ANSWER_S * sr)
+def answer_delays(audio: np.ndarray, sr: int, gate1_at: List[float]) -> List[float]:
+    """Milliseconds from each gate until its answer is heard: until the 1 ms rms first
+    reaches a quarter (-12 dB) of its peak over the ANSWER_PEAK_S after the gate. Gates
+    with less audio than that after them, or a silent answer, are not timed."""
+    n = max(1, int(round(0.001 * sr)))
+    env = np.sqrt(np.convolve(np.asarray(audio, np.float64) ** 2, np.ones(n) / n, "same"))
+    span = int(ANSWER_PEAK_S * sr)
     delays = []
     for t in gate1_at:
         lo = int(round(t * sr))
-        if lo + span <= len(env) and env[lo:lo + span].max() >= AUDIBLE_RMS:
-            delays.append(1e3 * (attack_start(env, lo, lo + span) - lo) / sr)
+        seg = env[lo:lo + span]
+        if len(seg) == span and seg.max() >= AUDIBLE_RMS:
+            delays.append(1e3 * int(np.argmax(seg >= 0.25 * seg.max())) / sr)
     return delays
 
 
@@ -193,7 +196,7 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
         run = run + 1 if q else 0
         longest = max(longest, run)
     judged, unanswered = gate_answers(quiet, played["gate1_at"])
-    attacks = attack_delays(audio, sr, played["gate1_at"])
+    answers = answer_delays(audio, sr, played["gate1_at"])
     limit_s = GENERATION_GATE1_S + ANSWER_S
     level = float(default_settings()["output_level"])
     scaled = audio * np.float32(level)
@@ -210,7 +213,7 @@ def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[st
               "rms_dbfs_median": float(20 * np.log10(max(np.median(rms), 1e-12))) if n else None,
               "longest_silence_s": longest_s, "silence_limit_s": limit_s,
               "gates": judged, "unanswered_gates": unanswered,
-              "attack_ms": {f"p{q}": float(np.percentile(attacks, q)) if attacks else None
+              "answer_ms": {f"p{q}": float(np.percentile(answers, q)) if answers else None
                             for q in (10, 50, 90)},
               "silent_fraction": float(quiet.mean()) if n else 1.0}
     result["ok"] = bool(played["nan_at"] is None and clipped == 0 and unanswered == 0

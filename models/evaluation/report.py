@@ -215,15 +215,15 @@ def _tables(metrics: Dict[str, Any]) -> List[str]:
                          "–" if g["nan_at_s"] is None else f"at {_fmt(g['nan_at_s'], 1)} s",
                          str(g["clipped_samples"]), _fmt(g["longest_silence_s"], 2),
                          f"{g.get('unanswered_gates', '–')} of {g.get('gates', '–')}",
-                         _attack(g.get("attack_ms")),
+                         _answer(g.get("answer_ms")),
                          "ok" if g["ok"] else "failed"])
         out.append(_table(["model", "1 V/oct error, median / p90 (cents)", "generation", "NaN",
                            "clipped samples", "longest silence (s)", "gates unanswered",
-                           "gate to attack, p10 / p50 / p90 (ms)", "verdict"], rows))
+                           "gate to answer, p10 / p50 / p90 (ms)", "verdict"], rows))
     return out
 
 
-def _attack(ms: Any) -> str:
+def _answer(ms: Any) -> str:
     if not ms or ms.get("p50") is None:
         return "–"
     return " / ".join(_fmt(ms[q], 0) for q in ("p10", "p50", "p90"))

@@ -5,20 +5,14 @@ bundle bakes in: fitted exactly as `neurorave export` fits it) followed by the
 attribute values in their raw units, measured at the model's hop. The prior models
 these in raw units; `Standardiser` maps them to zero mean, unit spread per dimension
 for the network (and the export bakes it in).
-
-Phrase starts are encoded apart (`attack_crops`): a crop that begins PRE_ROLL_S before an
-attack, so that a phrase's first frame starts with its attack. Chunks encoded from their
-start put an attack anywhere in its 64 ms frame, and a prior trained on those answered a
-gate up to a frame late, by chance.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import numpy as np
 import torch
 from neurorave.firmware.errors import UserError
-from neurorave.models.attacks import attack_start, envelope
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.export.pca import fit_pca, latent_means
 
@@ -48,31 +42,6 @@ def encode_split(run, audio: np.ndarray, pca: Dict[str, np.ndarray], batch: int 
             frames = min(coords.shape[1], curves.shape[1])
             rows.append(np.concatenate([coords[:, :frames], curves[:, :frames]], -1))
     return np.concatenate(rows).astype(np.float32)
-
-
-PRE_ROLL_S = 0.002
-
-
-def attack_crops(audio: np.ndarray, onsets: np.ndarray, hop: int, sample_rate: int,
-                 frames: int) -> Tuple[np.ndarray, np.ndarray]:
-    """For each frame-level onset (item, frame): the item's audio from PRE_ROLL_S before
-    the attack in that frame, [K, frames * hop] (zeros past the item's end), and which
-    of its frames lie wholly inside the item [K, frames]."""
-    length = frames * hop
-    crops = np.zeros((len(onsets), length), np.float32)
-    valid = np.zeros((len(onsets), frames), np.float32)
-    pre = int(round(PRE_ROLL_S * sample_rate))
-    envelopes: Dict[int, np.ndarray] = {}
-    for k, (item, frame) in enumerate(np.asarray(onsets, np.int64).reshape(-1, 2)):
-        x = np.asarray(audio[item], np.float32)
-        if item not in envelopes:
-            envelopes = {item: envelope(x, sample_rate)}  # onsets come item by item
-        start = max(0, attack_start(envelopes[item], frame * hop - hop // 2,
-                                    (frame + 1) * hop) - pre)
-        piece = x[start:start + length]
-        crops[k, :len(piece)] = piece
-        valid[k, :len(piece) // hop] = 1.0
-    return crops, valid
 
 
 class Standardiser:

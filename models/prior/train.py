@@ -148,12 +148,7 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
                 steps: Optional[int] = None, resume: bool = False, seed: int = 0,
                 progress: bool = True) -> Dict[str, Any]:
     from neurorave.models.datastore import open_dataset
-    from neurorave.models.prior.data import (
-        Standardiser,
-        attack_crops,
-        encode_split,
-        export_pca,
-    )
+    from neurorave.models.prior.data import Standardiser, encode_split, export_pca
     from neurorave.models.prior.net import PriorNet
     from neurorave.models.training.run import load_run
     from torch.utils.tensorboard import SummaryWriter
@@ -188,9 +183,8 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
         dataset.split("test")
     if len(train_split) == 0:
         raise UserError(f"{data}: the train split is empty")
-    train_audio = np.asarray(train_split.audio)
-    pca = export_pca(run, train_audio)
-    frames = encode_split(run, train_audio, pca)
+    pca = export_pca(run, np.asarray(train_split.audio))
+    frames = encode_split(run, np.asarray(train_split.audio), pca)
     held_out = encode_split(run, np.asarray(valid_split.audio), pca) if len(valid_split) \
         else frames[-1:]
     scale = Standardiser.fit(frames)
@@ -222,18 +216,6 @@ def train_prior(config: Union[str, Path], data: str, out: str, source: Optional[
     padded = np.concatenate([x_train, np.zeros_like(x_train[:, :window])], 1)
     real = np.concatenate([np.ones(x_train.shape[:2], np.float32),
                            np.zeros((len(x_train), window), np.float32)], 1)
-    if onsets is not None and len(onsets):
-        # Each phrase-start window is its own row, encoded from just before its attack,
-        # so that a phrase's first frame starts with the attack (models/prior/data.py).
-        crops, crop_valid = attack_crops(train_audio, onsets, m.hop, m.sample_rate, window)
-        aligned = scale(encode_split(run, crops, pca))
-        rows = np.zeros((len(aligned),) + padded.shape[1:], np.float32)
-        rows[:, :aligned.shape[1]] = aligned
-        rows_valid = np.zeros((len(aligned), padded.shape[1]), np.float32)
-        rows_valid[:, :aligned.shape[1]] = crop_valid[:, :aligned.shape[1]]
-        onsets = np.stack([len(padded) + np.arange(len(rows)), np.zeros(len(rows), np.int64)], 1)
-        padded = np.concatenate([padded, rows])
-        real = np.concatenate([real, rows_valid])
     x_all = torch.from_numpy(padded).to(device)
     valid_all = torch.from_numpy(real).to(device)
     x_held = torch.from_numpy(x_valid).to(device)
