@@ -68,6 +68,9 @@ def rescan_devices() -> bool:
     """Re-initialise PortAudio so devices that appeared since start are seen.
 
     Refused (False) while a JACK host API is loaded: see the module docstring.
+    sounddevice points fd 2 at /dev/null meanwhile (ALSA's probe chatter), which would
+    swallow any thread's line on stderr: the daemon writes its own lines to a copy of
+    fd 2 (`daemon.ErrorLines`).
     """
     if jack_host_api_loaded():
         return False

@@ -13,15 +13,20 @@
 Faults never stop it: a failing ADC holds the last good volts (the CV sampler retries)
 and the screen says so; a bad model is refused with a message while the previous one
 plays on; a lost audio device is reopened by the audio keeper; a slow frame is counted.
-SIGTERM and SIGINT fade out, save, and exit 0.
+A settings or calibration file it cannot read in full is said on stderr and the screen,
+and its good values are kept (`state_files.py`); a model that will not load at start
+gives way to the next playable one while the settings keep the player's choice.
+SIGTERM and SIGINT fade out, save what changed, and exit 0.
 """
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import os
 import signal
 import sys
 import time
+import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 from neurorave.firmware.calibration import (
@@ -41,7 +46,7 @@ from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.screens import draw
-from neurorave.firmware.state_files import calibration_file, settings_file
+from neurorave.firmware.state_files import StateFile, calibration_file, settings_file
 from neurorave.firmware.stats import PercentileWindow, Stats, StatsWriter
 from neurorave.firmware.voice import Voice, VoiceModel
 from neurorave.hardware.interfaces import GateEdge
@@ -85,15 +90,57 @@ def scan_models(folder: str) -> List[ModelEntry]:
     return entries
 
 
-def first_model(models: List[ModelEntry], wanted: Optional[str]) -> Optional[ModelEntry]:
-    """What plays at start: the model the settings name, else the bundled default, else
-    the first playable one (folder names, as the settings store them)."""
+def model_candidates(models: List[ModelEntry], wanted: Optional[str]) -> List[ModelEntry]:
+    """The playable models in the order they are tried at start: the one the settings
+    name, the bundled default, then the others (folder names, as the settings store
+    them). A bundle can still fail at load (a bad hash): the next one is tried."""
     playable = [m for m in models if not m.error]
+    order: List[ModelEntry] = []
     for name in (wanted, DEFAULT_MODEL):
-        for entry in playable:
-            if name and os.path.basename(entry.folder) == name:
-                return entry
-    return playable[0] if playable else None
+        order += [m for m in playable
+                  if name and _folder_name(m) == name and all(m is not o for o in order)]
+    return order + [m for m in playable if all(m is not o for o in order)]
+
+
+def first_model(models: List[ModelEntry], wanted: Optional[str]) -> Optional[ModelEntry]:
+    """What plays at start (the first of `model_candidates`)."""
+    candidates = model_candidates(models, wanted)
+    return candidates[0] if candidates else None
+
+
+def _folder_name(entry: ModelEntry) -> str:
+    return os.path.basename(entry.folder.rstrip("/"))
+
+
+class ErrorLines:
+    """The daemon's lines on the stderr it started with.
+
+    sounddevice points fd 2 at /dev/null while it re-scans devices (`audio_out.
+    rescan_devices`, every few seconds while a device is lost) to hide ALSA's probe
+    chatter; a line another thread wrote meanwhile would vanish. Writing to a copy of
+    fd 2 taken at start needs no lock that the scheduler could wait on behind a slow
+    re-scan, and holds whoever else points fd 2 elsewhere."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        try:
+            self._fd = os.dup(2)
+        except OSError:
+            self._fd = -1  # no fd 2 at all: print() as before
+        else:
+            weakref.finalize(self, os.close, self._fd)
+
+    def __call__(self, text: str) -> None:
+        line = f"{self.prefix}{text}"
+        if self._fd < 0:
+            print(line, file=sys.stderr, flush=True)
+            return
+        data = (line + "\n").encode("utf-8", "replace")
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            pass  # stderr closed or full: the stats file still has the errors
 
 
 def _cpu_temperature() -> Optional[float]:
@@ -122,14 +169,17 @@ class Daemon:
         self.panel = panel  # a panel opened by the caller (tests: real drivers, model chips)
         self._display_failing = False
         self._display_retry_at = 0.0
-        self.log = log or (lambda text: print(f"neurorave run: {text}", file=sys.stderr,
-                                              flush=True))
+        self.log = log or ErrorLines("neurorave run: ")
         self.stats = Stats()
         self.state = "idle"
         self._stop: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loading: Optional[str] = None
         self._current: Optional[str] = None  # the folder name of the model last loaded
+        self._model_setting: Optional[str] = None  # the player's choice of model
+        self._fallbacks: List[ModelEntry] = []  # start-up: the next models to try
+        self._loading_at_start = False  # chosen by the start-up order, not the player
+        self._saved_settings: Dict[str, Any] = {}  # as the file holds them
         self._settings_dirty_at: Optional[float] = None
         self._capture: Optional[Dict[str, Any]] = None
         self._cv_failing = False
@@ -148,12 +198,20 @@ class Daemon:
         self.calibration_store = calibration_file(self.state_dir)
         loaded = self.settings_store.load()
         self.settings = loaded.data
+        # What was read: settings are written only once they differ from it.
+        self._saved_settings = copy.deepcopy(loaded.data)
+        self._model_setting = self.settings.get("model")
         cal = self.calibration_store.load()
         self.calibration_data = cal.data
         self.calibration = CVCalibration.from_state(cal.data)
-        # A first start has no files yet: that is no fault. Anything else that fell back
-        # (a torn file, a lying one) is said on the screen and counted.
-        notices = [r.message for r in (loaded, cal) if r.fell_back and r.problems]
+        # A first start has no files yet: that is no fault. Anything else (a torn file,
+        # a lying one, a few bad values) is said on stderr and the screen, and counted.
+        notices = []
+        for result in (loaded, cal):
+            if result.damaged:
+                self.log(result.report)
+                self.stats.error(result.report)
+                notices.append(result.message)
 
         if self.panel is None:
             self.panel = open_panel(load_board(self.board_name))
@@ -181,7 +239,6 @@ class Daemon:
         self.menu = Menu(self.settings, self.models)
         for text in notices:
             self.menu.show_notice(text)
-            self.stats.error(text)
         self.ring = AudioRing(8 * 4096)
         self.audio = AudioOutput(self.ring, DEVICE_RATE, self.audio_device,
                                  blocksize=DEVICE_BLOCK, on_event=self._audio_event)
@@ -201,12 +258,28 @@ class Daemon:
 
     # ---- models -----------------------------------------------------------------------
     def _first_model(self) -> Optional[ModelEntry]:
-        return first_model(self.models, self.settings.get("model"))
+        """The model to load at start; the others playable wait in `_fallbacks`."""
+        wanted = self._model_setting
+        candidates = model_candidates(self.models, wanted)
+        if not candidates:
+            return None
+        first, self._fallbacks = candidates[0], candidates[1:]
+        if wanted and _folder_name(first) != wanted:
+            named = [m for m in self.models if _folder_name(m) == wanted]
+            why = named[0].error if named else f"not in {self.models_folder}"
+            self._say(f"model {wanted} (named in the settings): {why}; "
+                      f"trying {_folder_name(first)} instead, the settings keep {wanted}")
+        return first
 
-    def _load(self, folder: str) -> None:
+    def _say(self, text: str) -> None:
+        self.log(text)
+        self.stats.error(text)
+
+    def _load(self, folder: str, at_start: bool = False) -> None:
         if self._loading is not None:
             return
         self._loading = folder
+        self._loading_at_start = at_start
         self._set_state("loading")
         assert self._loop is not None
         future = self._loop.run_in_executor(
@@ -227,19 +300,34 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - any bad bundle: say why, keep playing
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             text = f"model {os.path.basename(folder)}: {reason}"
-            self.log(text)
-            self.stats.error(text)
             self.menu.show_notice(f"load failed: {reason}")
-            # The menu already named it in the settings: name what really plays.
-            self.settings["model"] = self._current
+            # The menu may have named it in the settings: the player's last good choice
+            # stays (one that failed at start comes back once its bundle is repaired).
+            self.settings["model"] = self._model_setting
             self._settings_dirty_at = time.monotonic()
+            if self._current is None and self._fallbacks:
+                # Nothing plays yet: the next playable model rather than silence.
+                following = self._fallbacks.pop(0)
+                keep = (f", the settings keep {self._model_setting}"
+                        if self._model_setting else "")
+                self._say(f"{text}; trying {_folder_name(following)} instead{keep}")
+                self._load(following.folder, at_start=True)
+                return
+            self._say(text)
             self._set_state("playing" if self._current is not None else "error")
             if self._current is None:
                 self.menu.set_performance(Performance("", (), f"no model: {reason}"))
             return
         self.voice.set_model(model)
         self._current = os.path.basename(folder.rstrip("/"))
-        self.settings["model"] = self._current
+        self._fallbacks = []
+        if not self._loading_at_start:  # the player chose it in the menu
+            self._model_setting = self.settings["model"] = self._current
+        elif self._model_setting is None:
+            # Nothing chosen yet: name what plays, but that alone is no change to write.
+            self._model_setting = self.settings["model"] = self._current
+            self._saved_settings["model"] = self._current
+        # A choice that gave way at start stays in the settings, to come back repaired.
         self.stats.engine, self.stats.provider = model.engine.kind, model.engine.provider
         self.stats.extra["model"] = model.name
         self.stats.extra["load_s"] = round(model.load_s, 3)
@@ -318,19 +406,31 @@ class Daemon:
 
     def _save_calibration(self) -> None:
         try:
-            self.calibration_store.save(self.calibration.to_state())
+            self._kept_aside(self.calibration_store,
+                             self.calibration_store.save(self.calibration.to_state()))
         except Exception as exc:  # noqa: BLE001 - keep playing; say so
             self.stats.error(f"calibration not saved: {exc}")
             self.menu.show_notice("calibration NOT saved")
         self._reconfigure()
 
     def _save_settings(self) -> None:
+        """Write the settings if they differ from the file: an unchanged (or unread)
+        file is left as it is."""
         self._settings_dirty_at = None
+        if self.settings == self._saved_settings:
+            return
         try:
-            self.settings_store.save(self.settings)
+            self._kept_aside(self.settings_store, self.settings_store.save(self.settings))
         except Exception as exc:  # noqa: BLE001 - keep playing; say so
             self.stats.error(f"settings not saved: {exc}")
             self.menu.show_notice("settings NOT saved")
+            return
+        self._saved_settings = copy.deepcopy(self.settings)
+
+    def _kept_aside(self, store: StateFile, aside: Optional[str]) -> None:
+        if aside:
+            self.log(f"{store.path} could not be read in full: kept it as {aside}, "
+                     f"then wrote it anew")
 
     # ---- the loop -----------------------------------------------------------------------
     def _events(self) -> None:
@@ -434,7 +534,7 @@ class Daemon:
         self.voice.start()
         first = self._first_model()
         if first is not None:
-            self._load(first.folder)
+            self._load(first.folder, at_start=True)
         else:
             why = (f"no playable model in {self.models_folder}" if not self.models
                    else f"no playable model: {self.models[0].error}")

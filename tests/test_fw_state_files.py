@@ -22,7 +22,8 @@ def test_first_start_gives_defaults_and_says_so(tmp_path):
     result = sf.settings_file(str(tmp_path)).load()
     assert result.source == sf.SOURCE_DEFAULTS and result.fell_back
     assert result.data == sf.default_settings()
-    assert result.message == "defaults: first start" and result.problems == {}
+    assert result.message == "settings: first start" and result.problems == {}
+    assert not result.damaged and result.report == ""  # a first start is no fault
 
 
 def test_save_then_load_and_previous_copy_kept(tmp_path):
@@ -41,7 +42,7 @@ def test_save_then_load_and_previous_copy_kept(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "wrong-format",
-                                    "newer-version", "bad-content"])
+                                    "newer-version", "no-data"])
 def test_damaged_file_falls_back_to_the_previous_copy(tmp_path, damage):
     f = sf.settings_file(str(tmp_path))
     f.save(_settings(1))
@@ -55,15 +56,18 @@ def test_damaged_file_falls_back_to_the_previous_copy(tmp_path, damage):
         "empty": b"",
         "wrong-format": json.dumps(dict(doc, format="something-else")).encode(),
         "newer-version": json.dumps(dict(doc, version=sf.SETTINGS_VERSION + 1)).encode(),
-        "bad-content": json.dumps(dict(doc, data=dict(doc["data"], macro_mode="x"))).encode(),
+        "no-data": json.dumps(dict(doc, data=[1, 2])).encode(),
     }[damage]
     with open(f.path, "wb") as out:
         out.write(bad)
     result = f.load()
     assert result.source == sf.SOURCE_BACKUP
     assert result.data["model"] == "model-1"
-    assert result.message == "previous copy restored"
+    assert result.message == "settings from .bak" and result.damaged
     assert list(result.problems) == [f.path]
+    # One line for stderr: the file, why, and what was used instead.
+    assert result.report.startswith(f"{f.path}: ") and "\n" not in result.report
+    assert result.report.endswith(f"using {f.backup_path}")
 
 
 def test_both_copies_damaged_gives_defaults_and_names_the_problems(tmp_path):
@@ -74,9 +78,11 @@ def test_both_copies_damaged_gives_defaults_and_names_the_problems(tmp_path):
     result = f.load()
     assert result.source == sf.SOURCE_DEFAULTS
     assert result.data == sf.default_calibration()
-    assert result.message == "defaults: files unreadable"
+    assert result.message == "calibration: defaults"
     assert set(result.problems) == {f.path, f.backup_path}
     assert "torn" in result.problems[f.path]
+    assert f.path in result.report and f.backup_path in result.report
+    assert result.report.endswith("using defaults")
 
 
 def test_missing_current_with_a_backup_uses_the_backup(tmp_path):
@@ -326,17 +332,18 @@ def test_sigkill_while_saving_in_a_loop_never_loses_the_last_save(tmp_path):
     ("snapshots", [[0.5, "x"]]), ("snapshots", [0.5]), ("pitch_mode", 1),
     ("output_level", float("nan")), ("model", 3), ("cv_mode", "wobble")])
 def test_settings_the_daemon_could_not_use_are_refused(tmp_path, key, value):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=key):
         sf.validate_settings(dict(sf.default_settings(), **{key: value}))
-    # Written by hand into the file, they make the load fall back, not crash later.
+    # Written by hand into the file, only that value is reset; the others are kept.
     f = sf.settings_file(str(tmp_path))
     f.save(_settings(1))
-    f.save(_settings(2))
-    doc = json.loads(f.encode(dict(sf.default_settings(), **{key: value})))
+    doc = json.loads(f.encode(dict(_settings(2), **{key: value})))
     with open(f.path, "w") as out:
         json.dump(doc, out)
     result = f.load()
-    assert result.source == sf.SOURCE_BACKUP and result.data["model"] == "model-1"
+    assert result.source == sf.SOURCE_CURRENT and list(result.dropped) == [key]
+    assert result.data == dict(_settings(2), **{key: sf.default_settings()[key]})
+    sf.validate_settings(result.data)
 
 
 def test_settings_written_before_the_cv_mode_existed_load_as_they_are(tmp_path):
@@ -362,3 +369,108 @@ def test_a_pitch_calibration_this_firmware_would_not_make_is_refused(pitch):
         sf.validate_calibration(dict(sf.default_calibration(), pitch=pitch))
     good = {"cv": 0, "semitones_per_volt": 12.0, "reading_at_1v": 1.0}
     sf.validate_calibration(dict(sf.default_calibration(), pitch=good))
+
+
+# ---- files the firmware cannot read in full: kept, reported, never destroyed ---------
+def _write_doc(f, data, **doc_fields):
+    doc = json.loads(f.encode(data))
+    doc.update(doc_fields)
+    raw = json.dumps(doc, indent=1).encode()
+    with open(f.path, "wb") as out:
+        out.write(raw)
+    return raw
+
+
+def test_a_partly_bad_settings_file_keeps_every_good_value_and_names_the_bad(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    mine = dict(_settings(7), prior_temperature=0.7, pitch_mode=True,
+                cv_assign={"cv2": 3, "cv3": None, "cv4": 1}, snapshots=[[0.1, 0.9]])
+    bad = dict(mine, macro_mode="randm", output_level="0.5")
+    _write_doc(f, bad)
+    result = f.load()
+    assert result.source == sf.SOURCE_CURRENT and result.damaged
+    assert sorted(result.dropped) == ["macro_mode", "output_level"]
+    defaults = sf.default_settings()
+    assert result.data == dict(mine, macro_mode=defaults["macro_mode"],
+                               output_level=defaults["output_level"])
+    # One line naming the file and each bad value; a short one for the OLED.
+    assert result.report.startswith(f"{f.path}: ") and "\n" not in result.report
+    assert "macro_mode must be one of" in result.report
+    assert "output_level must be a number" in result.report
+    assert result.message == "settings: 2 reset" and len(result.message) <= 21
+
+
+def test_missing_values_are_filled_from_the_defaults(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    partial = _settings(3)
+    del partial["macro_glide_s"], partial["cv_mode"], partial["model"]
+    _write_doc(f, partial)
+    result = f.load()
+    assert result.data == dict(_settings(3), model=None)
+    # cv_mode and model are absent from older files by right; the glide is not.
+    assert list(result.dropped) == ["macro_glide_s"]
+    assert "macro_glide_s is missing" in result.report
+
+
+def test_a_partly_bad_calibration_keeps_the_good_values(tmp_path):
+    f = sf.calibration_file(str(tmp_path))
+    offsets = [0.01, 0.02, 0.03, 0.04]
+    pitch = {"cv": 0, "semitones_per_volt": 12.0, "reading_at_1v": 1.0}
+    _write_doc(f, {"cv_offset_v": offsets, "cv_scale": [1.0, 0.0, 1.0, 1.0], "pitch": pitch})
+    result = f.load()
+    assert result.source == sf.SOURCE_CURRENT and list(result.dropped) == ["cv_scale"]
+    assert result.data == {"cv_offset_v": offsets, "cv_scale": [1.0] * 4, "pitch": pitch}
+    assert result.message == "calibration: 1 reset"
+
+
+@pytest.mark.parametrize("damage", ["bad-value", "torn", "newer-version", "garbage"])
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_file_not_read_in_full_is_kept_aside_before_it_is_rewritten(
+        tmp_path, monkeypatch, damage, hard_links):
+    if not hard_links:
+        def no_links(*args, **kwargs):
+            raise PermissionError("hard links not supported")
+
+        monkeypatch.setattr(os, "link", no_links)
+    f = sf.settings_file(str(tmp_path))
+    f.save(_settings(1))
+    f.save(_settings(2))
+    with open(f.backup_path, "rb") as b:
+        backup = b.read()
+    raw = {
+        "bad-value": lambda: _write_doc(f, dict(_settings(3), macro_mode="randm")),
+        "torn": lambda: _write_doc(f, _settings(3))[:60],
+        "newer-version": lambda: _write_doc(f, _settings(3), version=sf.SETTINGS_VERSION + 1),
+        "garbage": lambda: b"\x00\x01garbage",
+    }[damage]()
+    with open(f.path, "wb") as out:
+        out.write(raw)
+    assert f.load().damaged
+    aside = f.save(_settings(4))
+    # The user's file, byte for byte, beside the new one; the good backup untouched.
+    assert aside is not None and os.path.dirname(aside) == str(tmp_path)
+    assert os.path.basename(aside).startswith("settings.json.bad-")
+    with open(aside, "rb") as kept:
+        assert kept.read() == raw
+    with open(f.backup_path, "rb") as b:
+        assert b.read() == backup
+    result = f.load()
+    assert result.source == sf.SOURCE_CURRENT and not result.damaged
+    assert result.data["model"] == "model-4"
+    # A good file is not set aside again: it becomes the backup as usual.
+    assert f.save(_settings(5)) is None
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["settings.json", "settings.json.bak", os.path.basename(aside)])
+
+
+def test_two_files_kept_aside_within_a_second_do_not_replace_each_other(tmp_path):
+    f = sf.settings_file(str(tmp_path))
+    kept = []
+    for counter in range(3):
+        with open(f.path, "wb") as out:
+            out.write(b"{torn %d" % counter)
+        kept.append(f.save(_settings(counter)))
+    assert len(set(kept)) == 3
+    for counter, path in enumerate(kept):
+        with open(path, "rb") as aside:
+            assert aside.read() == b"{torn %d" % counter
