@@ -6,7 +6,9 @@ only when that command runs, so `neurorave run` never pulls in the learning side
 """
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from typing import Callable, Dict, List, NoReturn, Optional, Tuple
 
 from neurorave.firmware.errors import UserError
@@ -83,6 +85,17 @@ def _render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _stats_file(path: str) -> str:
+    """--stats is checked before the daemon starts: it cannot say so later."""
+    from neurorave.firmware.stats import check_writable
+
+    try:
+        check_writable(path)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
+
+
 def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", default=None,
                    help="jetson-nano, sim or a board file (default: jetson-nano on the "
@@ -93,7 +106,8 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch", default=None, help="patch file driving the virtual board")
     p.add_argument("--seconds", type=float, default=None,
                    help="stop after S seconds (default: the patch's own `seconds`, else never)")
-    p.add_argument("--stats", default=None, help="write stats JSON to FILE")
+    p.add_argument("--stats", default=None, type=_stats_file, metavar="FILE",
+                   help="write stats JSON to FILE")
     p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
 
 
@@ -104,7 +118,8 @@ def _bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "trt", "ort-gpu", "ort-cpu"])
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per engine")
     p.add_argument("--reference", default=None, metavar="DIR",
-                   help="reference bundle (default ~/.cache/neurorave/reference/rave-v1)")
+                   help="an existing reference bundle (default "
+                        "~/.cache/neurorave/reference/rave-v1, made there on first use)")
 
 
 def _hwtest(p: argparse.ArgumentParser) -> None:
@@ -188,7 +203,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"neurorave {args._name}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, UnicodeDecodeError) as exc:
+        # Last resort for a file a command did not check (a full disk, a permission, a
+        # binary file read as text): still one line. Not `Exception`: bugs stay loud.
+        if os.environ.get("NEURORAVE_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"neurorave {args._name}: {_file_error(exc)}", file=sys.stderr)
+        return 1
     return int(status or 0)
+
+
+def _file_error(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else "a file"
+        return f"{where}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
+from neurorave.firmware.errors import UserError
 
 
 class PercentileWindow:
@@ -140,6 +141,22 @@ def write_json_atomically(path: str, doc: Dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path: str) -> None:
+    """At start, one clear error if the stats file cannot be written where asked: once
+    playing, a failed write is only counted (the stats never stop the instrument)."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder; give a file name for the stats")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:  # what write_json_atomically does: a temporary file beside the target
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=folder)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the stats file there "
+                        f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 class StatsWriter:

@@ -132,6 +132,9 @@ def board_path(name_or_path: str) -> str:
         if os.path.exists(bundled):
             return bundled
         names = ", ".join(available_boards())
+        if os.path.isdir(name_or_path):  # the user meant a path, not a board's name
+            raise BoardError(f"{name_or_path}: is a folder; give a board file (.toml) or a "
+                             f"bundled board ({names})")
         raise BoardError(f"no board named {name_or_path!r} (bundled: {names}; or give a "
                          "path to a .toml file)")
     return name_or_path

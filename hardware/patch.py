@@ -194,8 +194,8 @@ def _cv(t: Table) -> CvSource:
         raise t.fail(t.key("rate"), f"{rate} Hz: must be above 0 and at most 1000")
     span = t.take("range", list)
     if len(span) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                 for v in span):
-        raise t.fail(t.key("range"), "must be [low, high] in volts")
+                                 and math.isfinite(v) for v in span):
+        raise t.fail(t.key("range"), f"must be [low, high] in volts, not {span!r}")
     low = _volts(t, float(span[0]), t.key("range"))
     high = _volts(t, float(span[1]), t.key("range"))
     phase = t.take("phase", float, 0.0, minimum=0.0, maximum=1.0)
@@ -224,7 +224,8 @@ def _gate(t: Table) -> GateSource:
     rises: List[float] = []
     for i, value in enumerate(times):
         key = f"{t.key('times')}[{i}]"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 <= value < math.inf:  # nan fails this too
             raise t.fail(key, f"{value!r}: must be a time in seconds, 0 or later")
         if rises and value < rises[-1] + length:
             raise t.fail(key, f"{value} comes before the previous gate ({rises[-1]} + length "

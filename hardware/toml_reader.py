@@ -6,6 +6,7 @@ are reported by `Table.finish()`, so a typo never passes silently.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Type
 
@@ -25,8 +26,12 @@ def load_toml(path: str, error: Type[UserError]) -> Dict[str, Any]:
         raise error(f"{path}: no such file") from None
     except IsADirectoryError:
         raise error(f"{path}: is a folder, not a TOML file") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text: this is some other kind of file
+        raise error(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _type_name(kind: Any) -> str:
@@ -68,6 +73,9 @@ class Table:
         # bool is an int in Python; a TOML true is never a valid number here.
         if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
             raise self.fail(self.key(name), f"must be {_type_name(kind)}, not {value!r}")
+        # TOML allows nan and inf; every comparison with nan is False, so bounds miss it.
+        if kind is float and not math.isfinite(value):
+            raise self.fail(self.key(name), f"{value!r} is not a finite number")
         if minimum is not None and value < minimum:
             raise self.fail(self.key(name), f"{value!r} is below the minimum {minimum!r}")
         if maximum is not None and value > maximum:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union, get_args, get_origin, get_type_hints
@@ -121,15 +122,22 @@ def builtin_names() -> List[str]:
 def _read(source: Union[str, Path]) -> Tuple[Dict[str, Any], Path]:
     text = str(source)
     path = Path(text)
-    if not (path.suffix in (".toml", ".json") or path.exists()):
-        path = CONFIG_DIR / f"{text}.toml"
-        if not path.exists():
-            raise UserError(f"no configuration named {text!r}; built in: "
-                            f"{', '.join(builtin_names())} (or give a .toml file)")
+    if path.suffix not in (".toml", ".json") and not path.is_file():
+        builtin = CONFIG_DIR / f"{text}.toml"
+        if not builtin.exists():
+            what = f"{text}: is a folder" if path.is_dir() else \
+                f"no configuration named {text!r}"
+            raise UserError(f"{what}; built in: {', '.join(builtin_names())} "
+                            "(or give a .toml file)")
+        path = builtin
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a configuration file")
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:  # a configuration is UTF-8 text: this is another file
+        raise UserError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
     try:
         data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
@@ -154,7 +162,10 @@ def _resolve_extends(data: Dict[str, Any], path: Path, seen: Tuple[Path, ...]) -
     if not isinstance(parent, str):
         raise UserError(f"{path}: 'extends' must be a configuration name or file")
     parent_source = parent if not parent.endswith((".toml", ".json")) else path.parent / parent
-    parent_data, parent_path = _read(parent_source)
+    try:
+        parent_data, parent_path = _read(parent_source)
+    except UserError as exc:  # name the file that asks for the parent, not only the parent
+        raise UserError(f"{path}: 'extends': {exc}") from None
     if parent_path.resolve() in seen:
         raise UserError(f"{path}: 'extends' loops back to {parent_path}")
     parent_data = _resolve_extends(parent_data, parent_path, seen + (parent_path.resolve(),))
@@ -169,6 +180,9 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
             raise UserError(f"{where} must be a list, got {value!r}")
         return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # TOML allows nan and inf; no setting means either, and nan slips past every bound.
+        if not math.isfinite(value):
+            raise UserError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if kind in (int, str, bool) and isinstance(value, kind) and not (
             kind is int and isinstance(value, bool)):
@@ -248,6 +262,11 @@ def _check(cfg: Config, path: Path) -> None:
         raise bad("training.stft_scales", "must be powers of two >= 8")
     if max(t.stft_scales) > t.chunk:
         raise bad("training.stft_scales", f"the largest window exceeds the chunk ({t.chunk})")
+    for key, value in (("training.learning_rate", t.learning_rate),
+                       ("fader.learning_rate", f.learning_rate),
+                       ("discriminator.learning_rate", d.learning_rate)):
+        if value < 0:  # torch's optimisers refuse it, but only once training has started
+            raise bad(key, f"must be >= 0, got {value}")
     for key, value in (("training.control_weight", t.control_weight),
                        ("training.control_start", t.control_start),
                        ("training.encoder_steps", t.encoder_steps)):
@@ -266,6 +285,12 @@ def _check(cfg: Config, path: Path) -> None:
 def load_config(source: Union[str, Path]) -> Config:
     """A built-in name ("small", "small-crave", ...), a TOML file, or a run's config.json."""
     data, path = _read(source)
+    if not data:
+        # An empty file would silently train the dataclass defaults for a million steps;
+        # it is a mistake (a save that never happened, the wrong file), not a choice.
+        raise UserError(f"{path}: the configuration is empty; start it with "
+                        f"extends = \"NAME\" (one of {', '.join(builtin_names())}) and set "
+                        "what differs")
     data = _resolve_extends(data, path, (path.resolve(),))
     cfg = _build(Config, data, path)
     _check(cfg, path)

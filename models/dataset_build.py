@@ -76,9 +76,14 @@ def build(source: str, out: Path, sr: int = DEFAULT_SR, limit: Optional[int] = N
     if manifest_path.exists():
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest = {}
-        if manifest.get("params", {}).get("build") == params:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, or not UTF-8 at all
+            raise UserError(f"{manifest_path}: unreadable ({exc}); the dataset in {out} is "
+                            "damaged: delete it or choose another --out") from None
+        params_seen = manifest.get("params") if isinstance(manifest, dict) else None
+        if not isinstance(params_seen, dict):
+            raise UserError(f"{manifest_path}: not a NeuroRave dataset manifest (no 'params'); "
+                            f"delete {out} or choose another --out")
+        if params_seen.get("build") == params:
             if progress:
                 print(f"{out}: already built by `{manifest.get('command')}`; nothing to do",
                       file=sys.stderr)

@@ -165,14 +165,19 @@ class StoreWriter:
             counts = state["counts"]
             self.done_units = list(state["done_units"])
             self.skipped = list(state.get("skipped", []))
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for split in SPLITS:
+                (self.out / split).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot create the dataset folder "
+                            f"({exc.strerror or exc})") from None
         frames = self.chunk // self.hop
         self.audio: Dict[str, _RowFile] = {}
         self.curves: Dict[str, _RowFile] = {}
         self.items: Dict[str, Any] = {}
         for split in SPLITS:
             folder = self.out / split
-            folder.mkdir(exist_ok=True)
             n = int(counts[split])
             self.audio[split] = _RowFile(folder / "audio.npy", (self.chunk,), n)
             self.curves[split] = _RowFile(folder / "curves.npy", (len(self.attributes), frames), n)

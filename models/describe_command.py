@@ -28,6 +28,8 @@ def hop_for(sr: int) -> int:
 def read_audio(path: Path) -> Tuple[np.ndarray, int]:
     import soundfile
 
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give an audio file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
@@ -59,6 +61,20 @@ def summary(curves: Dict[str, np.ndarray]) -> str:
         lines.append(f"{name:<10} {descriptors.UNITS[name]:<5} {v.mean():>10.4g} "
                      f"{v.min():>10.4g} {np.median(v):>10.4g} {v.max():>10.4g}")
     return "\n".join(lines)
+
+
+def check_plot_path(path: Path) -> None:
+    """Before any work: the figure's format must be one matplotlib writes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = path.suffix[1:].lower()
+    if suffix and suffix not in formats:  # no suffix: matplotlib writes PNG
+        raise UserError(f"{path}: cannot draw a .{suffix} figure; use one of "
+                        f"{', '.join(sorted(formats))}")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a file name for the figure")
 
 
 def plot(path: Path, audio: np.ndarray, sr: int, hop: int,
@@ -106,6 +122,8 @@ def main(args: argparse.Namespace) -> int:
     audio, sr = read_audio(path)
     if sr < 1000:
         raise UserError(f"{path}: sample rate {sr} Hz is too low")
+    if args.plot:
+        check_plot_path(Path(args.plot))
     hop = hop_for(sr)
     curves = descriptors.compute(audio, sr, hop)
     if args.plot:

@@ -8,7 +8,7 @@ import torch
 from neurorave.firmware.cli import main as cli_main
 from neurorave.models.datastore import write_dataset
 from neurorave.models.export.command import export_run
-from neurorave.models.runtime.bench import bench, format_report
+from neurorave.models.runtime.bench import bench, ensure_reference, format_report
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.training.cli import train
 
@@ -26,16 +26,18 @@ def bundles(tmp_path_factory):
     torch.set_num_threads(1)
     train("tiny", str(data), str(root / "run"), steps=4, progress=False)
     bundle = export_run(str(root / "run"), str(root / "bundle"))
-    return root, str(bundle), str(root / "reference")
+    # Where the default (cached) reference goes once XDG_CACHE_HOME is root/cache.
+    return root, str(bundle), str(root / "cache" / "neurorave" / "reference" / "rave-v1")
 
 
-def test_bench_reports_figures_and_ratios_against_the_reference(bundles, capsys):
+def test_bench_reports_figures_and_ratios_against_the_reference(bundles, capsys, monkeypatch):
     root, bundle, reference = bundles
-    status = cli_main(["bench", bundle, "--json", "--engine", "ort-cpu", "--seconds", "0.3",
-                       "--reference", reference])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+    monkeypatch.delenv("NEURORAVE_REFERENCE", raising=False)
+    status = cli_main(["bench", bundle, "--json", "--engine", "ort-cpu", "--seconds", "0.3"])
     assert status == 0
     report = json.loads(capsys.readouterr().out)
-    # The reference was made on the way (torch is here) and is RAVE-v1 sized.
+    # The cached reference was made on the way (torch is here) and is RAVE-v1 sized.
     ref = load_bundle(reference)
     assert (ref.frame_size, ref.sample_rate) == (2048, 48000)
     assert report["reference"]["frame_size"] == 2048
@@ -63,6 +65,7 @@ def test_bench_reports_figures_and_ratios_against_the_reference(bundles, capsys)
 
 def test_frames_per_call_are_counted_per_frame(bundles, capsys, tmp_path):
     root, _, reference = bundles
+    ensure_reference(reference)
     four = export_run(str(root / "run"), str(tmp_path / "four"), frames_per_call=4)
     report = bench(str(four), "ort-cpu", 1, 0.2, reference)
     f = report["engines"]["ort-cpu"]["bundle"]
@@ -77,9 +80,14 @@ def test_frames_per_call_are_counted_per_frame(bundles, capsys, tmp_path):
     (["bench", "{root}/data"], "model.json"),
     (["bench", "{bundle}", "--threads", "0"], "--threads"),
     (["bench", "{bundle}", "--seconds", "0"], "--seconds"),
+    # A huge count made the engine spawn threads until the machine stalled.
+    (["bench", "{bundle}", "--threads", "100000"], "--threads 100000: at most"),
+    # A --reference that holds no bundle is a mistake, not a place to export into.
+    (["bench", "{bundle}", "--reference", "{root}/typo"], "--reference"),
 ])
 def test_bad_bench_requests_are_one_line(bundles, capsys, argv, words):
     root, bundle, _ = bundles
     status = cli_main([a.format(root=root, bundle=bundle) for a in argv])
     err = capsys.readouterr().err
     assert status != 0 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (root / "typo").exists()

@@ -58,6 +58,49 @@ def test_user_error_is_one_line(monkeypatch, capsys):
     assert err == "neurorave describe: no such file: x.wav\n"
 
 
+def _failing_command(monkeypatch, exc):
+    def failing(args):
+        raise exc
+
+    monkeypatch.setitem(cli.COMMANDS, "describe", ("test_cli:failing", 3, "", cli._describe))
+    monkeypatch.setattr(cli, "_resolve", lambda target: failing)
+
+
+@pytest.mark.parametrize("exc, line", [
+    (PermissionError(13, "Permission denied", "/var/x.json"), "/var/x.json: Permission denied"),
+    (OSError(28, "No space left on device"), "a file: No space left on device"),
+    (UnicodeDecodeError("utf-8", b"\xab", 0, 1, "invalid start byte"),
+     "a file is not UTF-8 text (invalid start byte at byte 0)"),
+])
+def test_file_errors_a_command_missed_are_one_line(monkeypatch, capsys, exc, line):
+    monkeypatch.delenv("NEURORAVE_DEBUG", raising=False)
+    _failing_command(monkeypatch, exc)
+    assert cli.main(["describe", "x.wav"]) == 1
+    assert capsys.readouterr().err == f"neurorave describe: {line}\n"
+
+
+def test_debug_shows_the_traceback_and_bugs_stay_loud(monkeypatch, capsys):
+    monkeypatch.setenv("NEURORAVE_DEBUG", "1")
+    _failing_command(monkeypatch, FileNotFoundError(2, "No such file or directory", "x"))
+    assert cli.main(["describe", "x.wav"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("neurorave describe: x: No such file or directory\n")
+    # Not a file error: a bug, which must not be dressed up as a user's mistake.
+    _failing_command(monkeypatch, KeyError("oops"))
+    with pytest.raises(KeyError):
+        cli.main(["describe", "x.wav"])
+
+
+@pytest.mark.parametrize("where", ["missing-dir/stats.json", "."])
+def test_run_checks_the_stats_file_before_starting(tmp_path, where):
+    # Once playing, a failed stats write is only counted: a bad path must fail at start.
+    out = run_cli("run", "--headless", "--seconds", "0.1", "--stats", str(tmp_path / where))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--stats" in lines[0], out.stderr
+    assert "cannot write the stats file" in lines[0] or "is a folder" in lines[0]
+
+
 def test_every_command_has_an_issue_or_implementation():
     parser = cli.build_parser()
     assert parser.prog == "neurorave"

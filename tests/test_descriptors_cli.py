@@ -51,3 +51,19 @@ def test_bad_files_are_one_line(tmp_path, capsys, content):
     assert cli.main(["describe", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("neurorave describe: ")
+
+
+def test_a_figure_format_matplotlib_lacks_is_one_line_before_any_work(wav, tmp_path, capsys):
+    out = tmp_path / "fig.xyz"
+    assert cli.main(["describe", str(wav), "--plot", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fig.xyz: cannot draw a .xyz figure" in err and "png" in err
+    assert not out.exists()
+
+
+def test_folders_are_called_folders(wav, tmp_path, capsys):
+    assert cli.main(["describe", str(tmp_path)]) == 2
+    assert "is a folder; give an audio file" in capsys.readouterr().err
+    assert cli.main(["describe", str(wav), "--plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder; give a file name for the figure" in err

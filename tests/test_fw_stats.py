@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from neurorave.firmware.stats import PercentileWindow, Stats, StatsWriter, read_stats, rss_mb
+from neurorave.firmware.errors import UserError
+from neurorave.firmware.stats import (
+    PercentileWindow,
+    Stats,
+    StatsWriter,
+    check_writable,
+    read_stats,
+    rss_mb,
+)
 
 
 @given(st.lists(st.floats(0, 1000), min_size=1, max_size=300), st.integers(1, 64))
@@ -119,6 +127,19 @@ def test_unwritable_stats_file_is_counted_not_raised(tmp_path):
     writer.write_now()
     assert stats.errors_seen == 1  # said once
     assert "stats file" in stats.as_dict()["errors"]["last"][0]
+
+
+def test_the_stats_path_is_checked_at_start(tmp_path):
+    check_writable(str(tmp_path / "stats.json"))
+    assert os.listdir(tmp_path) == []   # the probe leaves nothing behind
+    with pytest.raises(UserError, match="missing-dir/stats.json: cannot write the stats file "
+                                        "there"):
+        check_writable(str(tmp_path / "missing-dir" / "stats.json"))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="Not a directory"):
+        check_writable(str(tmp_path / "a-file" / "stats.json"))
+    with pytest.raises(UserError, match="is a folder"):
+        check_writable(str(tmp_path))
 
 
 def test_rss_is_the_resident_size():

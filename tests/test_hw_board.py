@@ -78,3 +78,30 @@ def test_missing_unknown_and_broken_files(tmp_path):
     with pytest.raises(BoardError, match="not valid TOML"):
         load_board(str(bad))
     assert tomllib is not None
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("scale = -3.0303", "scale = nan", "cv[0].scale: nan is not a finite number"),
+    ("offset = 5.0", "offset = inf", "cv[0].offset: inf is not a finite number"),
+    ("max = 5.0", "max = nan", "cv[0].max: nan is not a finite number"),
+    ("long_press_ms = 600", "long_press_ms = nan", "encoder.long_press_ms: nan is not"),
+])
+def test_non_finite_numbers_are_named(tmp_path, old, new, message):
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(BoardError) as caught:
+        load_board(path)
+    assert "board.toml: " in str(caught.value) and message in str(caught.value)
+
+
+def test_binary_file_and_folder_are_named(tmp_path, monkeypatch):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xab\xcd" * 100)
+    with pytest.raises(BoardError, match=r"binary\.toml: not a TOML text file"):
+        load_board(str(binary))
+    # A folder named like a board is a path the user meant, not an unknown board name.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "boards").mkdir()
+    with pytest.raises(BoardError, match="boards: is a folder"):
+        load_board("boards")
+    (tmp_path / "sim").mkdir()
+    assert load_board("sim").name == "sim"   # the bundled board still wins

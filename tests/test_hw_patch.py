@@ -127,3 +127,32 @@ def test_patch_must_fit_the_board_and_files_load(tmp_path):
     assert load_patch(str(path)).source == "mine.toml"
     with pytest.raises(PatchError, match="no such file"):
         load_patch(str(tmp_path / "none.toml"))
+
+
+@pytest.mark.parametrize("text, message", [
+    # nan passes every bound (nan < 0 is False): each number is checked for being finite.
+    ("seconds = nan\n", "seconds: nan is not a finite number"),
+    ("seconds = inf\n", "seconds: inf is not a finite number"),
+    ("[cv.1]\nvolts = nan\n", "cv.1.volts: nan is not a finite number"),
+    ("[cv.1]\nshape = \"sine\"\nrate = nan\nrange = [0, 1]\n", "cv.1.rate: nan is not"),
+    ("[cv.1]\nshape = \"sine\"\nrate = 1\nrange = [0, nan]\n", "cv.1.range: must be [low, high]"),
+    ("[cv.1]\nshape = \"sine\"\nrate = 1\nrange = [-inf, 1]\n", "cv.1.range: must be"),
+    ("[gate.1]\nclock = nan\n", "gate.1.clock: nan is not a finite number"),
+    ("[gate.2]\ntimes = [nan]\n", "gate.2.times[0]: nan: must be a time"),
+    ("[gate.2]\ntimes = [1.0, inf]\n", "gate.2.times[1]: inf: must be a time"),
+    ("[[encoder.turn]]\nat = nan\nsteps = 1\n", "encoder.turn[0].at: nan is not"),
+])
+def test_non_finite_numbers_are_named(text, message):
+    with pytest.raises(PatchError) as caught:
+        _parse(text)
+    assert str(caught.value).startswith("p.toml: ") and message in str(caught.value)
+
+
+def test_a_patch_that_is_not_utf8_text_is_named(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"seconds = 2\n\xab\xcd\xef garbage")
+    with pytest.raises(PatchError, match=r"binary\.toml: not a TOML text file \(byte 12 is "
+                                         r"not UTF-8\)"):
+        load_patch(str(path))
+    with pytest.raises(PatchError, match="is a folder"):
+        load_patch(str(tmp_path))

@@ -144,3 +144,68 @@ def test_bundle_json_never_executes_code(bundle_dir, tmp_path):
         handle.write(f"open({str(marker)!r}, 'w').write('x')\n")
     load_bundle(bundle_dir)
     assert not marker.exists()
+
+
+def _set(path, value):
+    """A change to model.json at a dotted path ("pca.std"), for rewrite_meta."""
+    def change(meta):
+        *parents, last = path.split(".")
+        node = meta
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[int(key)]
+        node[last] = value
+    return change
+
+
+@pytest.mark.parametrize("path, value, words", [
+    # Fields the player reads beyond the basics: each wrong one is named, never a
+    # traceback or a Python internal ("'str' object has no attribute 'get'").
+    ("pca", "oops", ["bundle ", "model.json 'pca'", "wrong type"]),
+    ("pca.std", ["a", 1.0, 1.0, 1.0], ["'pca.std'", "finite numbers"]),
+    ("pca.std", [1.0, 1.0], ["'pca.std' has 2 values", "4 exposed latent dims"]),
+    ("pca.explained_variance_ratio", [0.5, float("nan"), 0.2, 0.1], ["'pca.explained"]),
+    ("pca.components", [[1.0, 0.0], "x"], ["'pca.components[1]'"]),
+    ("latent_size", 99, ["'latent_size' says 99", "'z' has shape [1, 4, 1]"]),
+    ("graphs.decoder.frames_per_call", 5, ["frames_per_call' is 5", "[1, 4, 1]"]),
+    ("frame_size", 128, ["'frame_size' 128", "'audio' [1, 1, 64]"]),
+])
+def test_fields_the_player_reads_are_checked(bundle_dir, path, value, words):
+    rewrite_meta(bundle_dir, _set(path, value))
+    message = _expect(bundle_dir, *words)
+    assert bundle_dir in message
+
+
+def _with_prior(dims=6, latent_dims=4, width=6, **prior):
+    """A prior graph in model.json as export writes it (the file itself is not read);
+    `width`: the graph's frame size, which `dims` must match."""
+    def change(meta):
+        vec = [1, width]
+        meta["graphs"]["prior"] = {
+            "file": "prior.onnx", "sha256": "0" * 64, "frames_per_call": 1,
+            "inputs": [{"name": n, "shape": vec} for n in ("prev", "pinned", "mask")]
+            + [{"name": "temperature", "shape": [1, 1]}],
+            "outputs": [{"name": "x", "shape": vec}], "states": []}
+        meta["prior"] = {"dims": dims, "latent_dims": latent_dims, "start": [0.0] * width,
+                         **prior}
+    return change
+
+
+def test_a_consistent_prior_loads(bundle_dir):
+    rewrite_meta(bundle_dir, _with_prior())
+    assert load_bundle(bundle_dir, verify_files=False).has_prior
+
+
+@pytest.mark.parametrize("change, words", [
+    (_with_prior(dims="x"), ["'prior.dims' has the wrong type"]),
+    (_with_prior(start=[1, 2, 3]), ["'prior.start' has 3 values, not 6"]),
+    (_with_prior(start="zeros"), ["'prior.start' must be a list of finite numbers"]),
+    (_with_prior(dims=7, latent_dims=5), ["the prior's 'prev' has shape [1, 6], not [1, 7]"]),
+    (_with_prior(dims=6, latent_dims=5), ["'prior.dims' is 6, not 5 latent + 2 attributes"]),
+    (_with_prior(dims=4, latent_dims=2, width=4), ["'prior.latent_dims' is 2, fewer than"]),
+])
+def test_prior_fields_are_checked(bundle_dir, change, words):
+    rewrite_meta(bundle_dir, change)
+    with pytest.raises(BundleError) as info:
+        load_bundle(bundle_dir, verify_files=False)
+    for word in words:
+        assert word in str(info.value), str(info.value)

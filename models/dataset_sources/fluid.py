@@ -15,6 +15,9 @@ from neurorave.models.dataset_sources.midi import MidiTrack
 SOUNDFONT_ENV = "NEURORAVE_SOUNDFONT"
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 GAIN = 1.2  # the loudest note of the default gm-notes set peaks at about 0.85
+# FluidSynth prints these when it cannot load the soundfont, then renders with none (or
+# its own default) and still exits 0: the output is the only sign.
+LOAD_FAILURES = ("not a SoundFont", "Failed to load")
 
 
 def soundfont() -> Path:
@@ -29,6 +32,24 @@ def check_fluidsynth() -> None:
     if not sf2.is_file():
         raise UserError(f"soundfont {sf2} not found (apt install fluid-soundfont-gm, or set "
                         f"{SOUNDFONT_ENV})")
+    check_soundfont(sf2)
+
+
+def check_soundfont(sf2: Path) -> None:
+    """A SoundFont 2 file is a RIFF 'sfbk' whose header gives its length: a damaged or
+    truncated one fails here, not as a quietly wrong dataset."""
+    try:
+        with open(sf2, "rb") as handle:
+            head = handle.read(12)
+        size = sf2.stat().st_size
+    except OSError as exc:
+        raise UserError(f"soundfont {sf2}: cannot read ({exc.strerror or exc})") from None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise UserError(f"soundfont {sf2}: not a SoundFont 2 file (no RIFF sfbk header)")
+    declared = int.from_bytes(head[4:8], "little") + 8
+    if declared > size:
+        raise UserError(f"soundfont {sf2}: truncated (its header gives {declared} bytes, the "
+                        f"file has {size})")
 
 
 def render(track: MidiTrack, seconds: float, sr: int, gain: float = GAIN) -> np.ndarray:
@@ -42,8 +63,12 @@ def render(track: MidiTrack, seconds: float, sr: int, gain: float = GAIN) -> np.
                str(soundfont()), str(mid)]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=600, check=False)
+        text = done.stdout.decode("utf-8", "replace").strip().splitlines()
+        failed = [line for line in text if any(m in line for m in LOAD_FAILURES)]
+        if failed:
+            raise UserError(f"fluidsynth could not load the soundfont {soundfont()}: "
+                            f"{failed[-1]}")
         if done.returncode != 0 or not wav.exists():
-            text = done.stdout.decode("utf-8", "replace").strip().splitlines()
             raise UserError(f"fluidsynth failed: {text[-1] if text else done.returncode}")
         audio, got_sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
     if got_sr != sr:

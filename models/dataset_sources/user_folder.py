@@ -73,12 +73,17 @@ def _read(path: str, start: int = 0, stop: Optional[int] = None) -> Tuple[np.nda
         audio, rate = soundfile.read(path, start=start, stop=stop, dtype="float32",
                                      always_2d=True)
         return audio.mean(axis=1), rate
-    except (RuntimeError, soundfile.LibsndfileError):  # e.g. an mp3 older libsndfile lacks
+    except (RuntimeError, soundfile.LibsndfileError) as first:
+        # e.g. an mp3 that an older libsndfile lacks
         import librosa
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            audio, rate = librosa.load(path, sr=None, mono=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                audio, rate = librosa.load(path, sr=None, mono=True)
+        except Exception as exc:  # audioread's errors say nothing; libsndfile's say why
+            why = getattr(first, "error_string", None) or str(first) or str(exc)
+            raise ValueError((why or type(exc).__name__).rstrip(".")) from None
         return audio.astype(np.float32), int(rate)
 
 
@@ -116,7 +121,8 @@ def read_file(path: str, rel: str, segment: int, start: int, stop: Optional[int]
     try:
         audio, rate = _read(path, start, stop)
     except Exception as exc:  # any decoder failure means: skip this file, say why
-        return UnitResult(skipped=[{"file": rel, "reason": f"unreadable: {exc}".strip()[:300]}])
+        reason = str(exc).strip() or type(exc).__name__  # never a blank reason
+        return UnitResult(skipped=[{"file": rel, "reason": f"unreadable: {reason}"[:300]}])
     if audio.size == 0:
         return skip("empty (no samples)")
     audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)

@@ -51,10 +51,32 @@ def load_prior(path: str) -> Tuple[Dict[str, Any], PriorNet]:
     meta_path, weights = folder / PRIOR_FILE, folder / "weights" / "last.pt"
     if not meta_path.exists() or not weights.exists():
         raise UserError(f"{path}: not a trained prior ({PRIOR_FILE} or weights/last.pt missing)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    p = meta["config"]["prior"]
-    net = PriorNet(int(meta["dims"]), int(p["hidden"]), int(p["layers"]), int(p["mixtures"]))
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or not UTF-8 at all
+        raise UserError(f"{meta_path}: unreadable ({exc}); train the prior again") from None
+    try:
+        p = meta["config"]["prior"]
+        net = PriorNet(int(meta["dims"]), int(p["hidden"]), int(p["layers"]), int(p["mixtures"]))
+        # What export reads later, checked now: a gap is then one line, not a traceback.
+        list(meta["attributes"])
+        int(meta["latent_size"])
+        for table, keys in (("pca", ("mean", "components")), ("standardiser", ("mean", "std"))):
+            for key in keys:
+                np.asarray(meta[table][key], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        what = f"lacks {exc}" if isinstance(exc, KeyError) else f"has a bad value ({exc})"
+        raise UserError(f"{meta_path}: not a prior's description: it {what}") from None
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's loader fails in many ways; each means: damaged
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise UserError(f"{weights}: damaged or truncated ({why})") from None
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError):
+        raise UserError(f"{weights}: does not fit the network {PRIOR_FILE} describes (weights "
+                        "of another prior?)") from None
     return meta, net.eval()
 
 

@@ -11,7 +11,8 @@ are then that engine's own, not what an earlier measurement left behind. The hot
 is what the voice thread does: fill the noise, run the decoder into bound buffers.
 No torch here: the reference bundle is exported once by the learning side
 (`neurorave export --reference rave-v1 --out DIR`); when it is missing and torch is
-importable, bench makes it itself, cached under ~/.cache/neurorave.
+importable, bench makes it itself, cached under ~/.cache/neurorave (or where
+$NEURORAVE_REFERENCE says). A `--reference DIR` must already hold one.
 """
 import importlib.util
 import json
@@ -166,14 +167,29 @@ def _kinds(engine: str) -> List[str]:
     return [engine]
 
 
+def max_threads() -> int:
+    """More threads than this only oversubscribes the cores (and a huge number makes the
+    engine spawn threads until the machine stalls)."""
+    return 4 * (os.cpu_count() or 4)
+
+
 def bench(path: str, engine: str = "auto", threads: int = 1, seconds: float = 3.0,
           reference: Optional[str] = None) -> Dict[str, Any]:
     if threads < 1:
         raise UserError(f"--threads must be >= 1, got {threads}")
+    if threads > max_threads():
+        raise UserError(f"--threads {threads}: at most {max_threads()} here "
+                        f"(4 per CPU core)")
     if seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
     report: Dict[str, Any] = {"bundle": _describe(path), "threads": threads, "engines": {},
                               "skipped": {}}
+    if reference is not None and not os.path.isfile(os.path.join(reference, "model.json")):
+        # Only the default (cached) reference is made on the way: a path the user typed
+        # that holds no bundle is a mistake, not a place to export into.
+        raise UserError(f"--reference {reference}: no bundle there (no model.json); make it "
+                        f"with `{_make_command(reference)}`, or leave --reference out to use "
+                        "the cached one")
     ref_path = ensure_reference(reference or reference_path())
     report["reference"] = _describe(ref_path) if ref_path else None
     for kind in _kinds(engine):

@@ -194,6 +194,17 @@ class _Reader:
             raise self.fail(f"model.json '{ctx}{key}' must be positive, not {value}")
         return int(value)
 
+    def numbers(self, values: Any, field: str, at_least: int = 0) -> List[float]:
+        """`values` (model.json's `field`) as a list of finite numbers."""
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values):
+            raise self.fail(f"model.json '{field}' must be a list of finite numbers")
+        if len(values) < at_least:
+            raise self.fail(f"model.json '{field}' has {len(values)} values; the "
+                            f"{at_least} exposed latent dims need one each")
+        return [float(v) for v in values]
+
     def shape(self, obj: Dict[str, Any], ctx: str) -> Tuple[int, ...]:
         dims = self.get(obj, "shape", list, ctx)
         if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
@@ -269,6 +280,83 @@ def _check_file(reader: _Reader, spec: GraphSpec, expected_opsets: Sequence[int]
                           f"{', '.join(str(o) for o in expected_opsets)}")
 
 
+def _check_pca(reader: _Reader, meta: Dict[str, Any], latent_size: int) -> None:
+    """The player reads the spread of each exposed coordinate from `pca`."""
+    if "pca" not in meta:
+        return
+    pca = reader.get(meta, "pca", dict)
+    for key in ("mean", "std", "explained_variance_ratio"):
+        if key in pca:
+            reader.numbers(pca[key], f"pca.{key}", at_least=latent_size)
+    rows = reader.get(pca, "components", list, "pca.") if "components" in pca else []
+    for i, row in enumerate(rows):
+        reader.numbers(row, f"pca.components[{i}]")
+
+
+def _check_decoder(reader: _Reader, meta: Dict[str, Any], decoder: GraphSpec,
+                   n_attributes: int) -> None:
+    """The top-level sizes must be those of the decoder's tensors: the player sizes its
+    buffers from one and the engine from the other."""
+    frames = decoder.frames_per_call
+    inputs = {t.name: t.shape for t in decoder.inputs}
+    for name, field, size in (("z", "'latent_size'", meta["latent_size"]),
+                              ("attributes", "'attributes'", n_attributes)):
+        shape = inputs.get(name)
+        if shape is None:  # a graph without it is the engine's to report (names in the ONNX)
+            continue
+        if len(shape) != 3 or shape[1] != size:
+            raise reader.fail(f"model.json {field} says {size} but the decoder's input "
+                              f"'{name}' has shape {list(shape)}")
+        if shape[2] != frames:
+            raise reader.fail(f"model.json 'graphs.decoder.frames_per_call' is {frames} but "
+                              f"the decoder's input '{name}' has shape {list(shape)}")
+    audio = decoder.outputs[0].shape if decoder.outputs else None
+    if audio is not None and math.prod(audio) != meta["frame_size"] * frames:
+        raise reader.fail(f"model.json 'frame_size' {meta['frame_size']} x frames_per_call "
+                          f"{frames} does not match the decoder's output "
+                          f"'{decoder.outputs[0].name}' {list(audio)}")
+
+
+def _check_prior(reader: _Reader, meta: Dict[str, Any], prior: Optional[GraphSpec],
+                 n_attributes: int) -> None:
+    """What the prior generator reads: `prior` in model.json and the prior graph's tensors."""
+    info = reader.get(meta, "prior", dict) if "prior" in meta else {}
+    if prior is None:
+        return
+    inputs = {t.name: t.shape for t in prior.inputs}
+    outputs = {t.name: t.shape for t in prior.outputs}
+    for name, names, kind in (("prev", inputs, "input"), ("pinned", inputs, "input"),
+                              ("mask", inputs, "input"), ("temperature", inputs, "input"),
+                              ("x", outputs, "output")):
+        if name not in names:
+            raise reader.fail(f"model.json 'graphs.prior.{kind}s' has no '{name}'")
+    dims = reader.positive_int(info, "dims", "prior.") if "dims" in info \
+        else inputs["prev"][-1]
+    full = reader.positive_int(meta, "latent_full_size") if "latent_full_size" in meta \
+        else meta["latent_size"]
+    latent_dims = reader.positive_int(info, "latent_dims", "prior.") if "latent_dims" in info \
+        else full
+    if dims != latent_dims + n_attributes:
+        raise reader.fail(f"model.json 'prior.dims' is {dims}, not {latent_dims} latent "
+                          f"+ {n_attributes} attributes")
+    if latent_dims < meta["latent_size"]:
+        raise reader.fail(f"model.json 'prior.latent_dims' is {latent_dims}, fewer than "
+                          f"'latent_size' ({meta['latent_size']})")
+    for name, shape in (("prev", inputs["prev"]), ("pinned", inputs["pinned"]),
+                        ("mask", inputs["mask"]), ("x", outputs["x"])):
+        if shape != (1, dims):
+            raise reader.fail(f"model.json: the prior's '{name}' has shape {list(shape)}, "
+                              f"not [1, {dims}] (prior.dims)")
+    if inputs["temperature"] != (1, 1):
+        raise reader.fail(f"model.json: the prior's 'temperature' has shape "
+                          f"{list(inputs['temperature'])}, not [1, 1]")
+    if "start" in info:
+        start = reader.numbers(info["start"], "prior.start")
+        if len(start) != dims:
+            raise reader.fail(f"model.json 'prior.start' has {len(start)} values, not "
+                              f"{dims} (prior.dims)")
+
+
 def load_bundle(path: str, verify_files: bool = True) -> Bundle:
     """Read and check a bundle folder; raise BundleError naming the first fault."""
     where = f"bundle {path}"
@@ -316,6 +404,9 @@ def load_bundle(path: str, verify_files: bool = True) -> Bundle:
         raise reader.fail("model.json has no decoder graph")
     graphs = {role: _read_graph(reader, path, role, graph)
               for role, graph in graphs_meta.items()}
+    _check_decoder(reader, meta, graphs["decoder"], len(attributes))
+    _check_pca(reader, meta, meta["latent_size"])
+    _check_prior(reader, meta, graphs.get("prior"), len(attributes))
     if verify_files:
         for spec in graphs.values():
             _check_file(reader, spec, (meta["opset"],))

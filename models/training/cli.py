@@ -33,8 +33,14 @@ def _devices(requested: Optional[int]):
 def _resume_step(ckpt: Path) -> int:
     import torch
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    return int(state.get("neurorave", {}).get("completed_steps", 0))
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        return int(state.get("neurorave", {}).get("completed_steps", 0))
+    except Exception as exc:  # torch's unpickler fails in many ways; each means: damaged
+        text = str(exc).strip()
+        why = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+        raise UserError(f"{ckpt}: damaged or truncated checkpoint ({why}); resume from an "
+                        "earlier one by copying it over last.ckpt, or start a new run") from None
 
 
 def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
@@ -80,10 +86,12 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
 
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
+    start = 0
     if resume:
         if not last.exists():
             raise UserError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
         cfg = load_config(run_dir / CONFIG_FILE)  # the run's own configuration
+        start = _resume_step(last)  # before any work: a damaged checkpoint stops here
     else:
         if last.exists():
             raise UserError(f"{run_dir}: already holds a training run; pass --resume to "
@@ -103,7 +111,6 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
     (run_dir / DATASET_FILE).write_text(json.dumps(
         {"path": str(Path(data).resolve()), "manifest": datamodule.dataset.manifest},
         indent=2) + "\n", encoding="utf-8")
-    start = _resume_step(last) if resume else 0
     if start >= cfg.training.steps:
         raise UserError(f"{run_dir}: already trained {start} steps; ask for more with --steps")
 
