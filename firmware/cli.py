@@ -43,7 +43,7 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps")
     p.add_argument("--devices", type=int, default=None, help="number of GPUs (DDP)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--source", default=None, metavar="RUN",
                    help="with --config prior: the F-RAVE run whose latent space it models")
 
@@ -70,10 +70,21 @@ def _evaluate(p: argparse.ArgumentParser) -> None:
                    help="a second bundle or run (e.g. the C-RAVE twin), side by side")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where a run's checkpoint runs (a bundle: ort-cpu or ort-gpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--play-seconds", type=float, default=600.0, metavar="S",
                    help="a bundle: seconds of generation checked for NaN, clipping and "
                         "silence (default 600)")
+
+
+def _seed(text: str) -> int:
+    """A seed is a whole number, 0 or more (NumPy's generators refuse negatives)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
+    return value
 
 
 def _render(p: argparse.ArgumentParser) -> None:
@@ -82,7 +93,7 @@ def _render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None,
                    help="how long (default: the patch's own `seconds`)")
     p.add_argument("--out", required=True, help="output WAV file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
 
 
 def _stats_file(path: str) -> str:

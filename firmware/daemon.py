@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
+import math
 import os
 import signal
 import sys
@@ -630,19 +631,19 @@ def _notifier():
 
 
 def main(args: Any) -> int:
-    if args.seconds is not None and not args.seconds > 0:
-        raise UserError(f"--seconds must be positive, got {args.seconds}")
-    if args.patch is not None and not os.path.isfile(args.patch):
-        raise UserError(f"{args.patch}: no such patch file")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UserError(f"--seconds must be a positive number, got {args.seconds}")
     if args.models is not None and not os.path.isdir(args.models):
         raise UserError(f"{args.models}: no such models folder")
     from neurorave.hardware.board import default_board
 
     seconds = args.seconds
-    if seconds is None and args.patch is not None:
+    if args.patch is not None:
         from neurorave.hardware.patch import load_patch
 
-        seconds = load_patch(args.patch).seconds  # the patch says how long it lasts
+        patch = load_patch(args.patch)  # a bad patch is one line before anything starts
+        if seconds is None:
+            seconds = patch.seconds  # the patch says how long it lasts
     daemon = Daemon(args.board or default_board(), args.models, args.audio_device,
                     args.headless, args.patch, seconds, args.stats, args.engine)
     status = daemon.run()

@@ -8,6 +8,7 @@ blocks after the edge); gate 2's edges go to the next frame. The same bundle,
 patch and seed give the same samples. Encoder turns and presses in the patch are
 ignored (there is no menu offline); settings are the defaults.
 """
+import math
 import os
 import time
 from typing import Any, List, Optional, Tuple
@@ -29,13 +30,16 @@ from neurorave.hardware.patch import Patch, load_patch
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import EngineUnavailable
 
+MAX_SECONDS = 3600.0  # an hour: 690 MB of float32 at 48 kHz, held in memory
+PCM16 = ("WAV", "AIFF", "FLAC", "W64", "CAF", "RF64")  # written as 16-bit samples
+
 
 def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
            sample_rate: Optional[int] = None, level: Optional[float] = None,
            engine: str = "ort-cpu") -> Tuple[np.ndarray, int]:
     """Audio [samples] at `sample_rate` (default: the bundle's) and that rate."""
-    if not seconds > 0:
-        raise UserError(f"--seconds must be positive, got {seconds}")
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise UserError(f"--seconds must be above 0 and at most {MAX_SECONDS:.0f}, got {seconds}")
     patch.check_fits(4, 2)
     settings = default_settings()
     rate = int(sample_rate or load_bundle(bundle_path).sample_rate)
@@ -94,24 +98,42 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
     return output_stage(audio, gain), rate
 
 
+def check_output(path: str) -> str:
+    """The sound file format `path` asks for by its extension; a path that cannot be
+    written is refused before any rendering (one line, not after minutes of work)."""
+    import soundfile
+
+    kind = os.path.splitext(path)[1][1:].upper()
+    known = soundfile.available_formats()
+    if kind not in known:
+        given = "." + kind.lower() if kind else "none"
+        raise UserError(f"{path}: name the sound file with a known extension "
+                        f"(.wav, .flac, .ogg, .aiff, ...), not {given}")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a folder; name the sound file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{path}: the folder {folder} is not writable")
+    return kind
+
+
 def main(args: Any) -> int:
     import soundfile
 
-    if not os.path.isfile(args.patch):
-        raise UserError(f"{args.patch}: no such patch file")
     patch = load_patch(args.patch)
     seconds = args.seconds if args.seconds is not None else patch.seconds
     if seconds is None:
         raise UserError(f"{args.patch}: how long? give --seconds, or `seconds` in the patch")
+    kind = check_output(args.out)
     start = time.perf_counter()
     audio, rate = render(args.bundle, patch, seconds, args.seed)
     elapsed = time.perf_counter() - start
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise UserError(f"{args.out}: the folder {folder} does not exist")
     try:
-        soundfile.write(args.out, audio, rate, subtype="PCM_16")
-    except (RuntimeError, OSError, ValueError) as exc:
+        soundfile.write(args.out, audio, rate, subtype="PCM_16" if kind in PCM16 else None,
+                        format=kind)
+    except (RuntimeError, OSError, ValueError, TypeError) as exc:
         raise UserError(f"{args.out}: cannot write ({exc})") from None
     print(f"wrote {args.out}: {len(audio) / rate:.2f} s at {rate} Hz in {elapsed:.2f} s "
           f"({len(audio) / rate / max(elapsed, 1e-9):.1f}x real time)")

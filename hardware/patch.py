@@ -166,6 +166,10 @@ class Patch:
 
 
 def load_patch(path: str) -> Patch:
+    if os.path.isdir(path):
+        raise PatchError(f"{path}: is a folder, not a patch file")
+    if not os.path.exists(path):
+        raise PatchError(f"{path}: no such patch file")
     return parse_patch(load_toml(path, PatchError), os.path.basename(path))
 
 

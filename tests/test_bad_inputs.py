@@ -15,7 +15,11 @@ SR = 16000
 
 
 def _one_line(capsys, argv, *words, status=2):
-    assert cli.main(argv) == status
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own refusals (a bad --seed) end this way
+        code = exc.code
+    assert code == status
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -203,3 +207,51 @@ def test_a_good_wav_still_reads(tmp_path):
     soundfile.write(path, 0.5 * np.sin(np.arange(3 * SR) * 0.05), SR)
     result = read_file(str(path), "tone.wav", 0, 0, None, SR)
     assert result.pieces and not result.skipped
+
+
+# --- render and run -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    from toy_bundle import write_toy_bundle
+
+    root = tmp_path_factory.mktemp("render")
+    (root / "p.toml").write_text("seconds = 1\n[gate.1]\nclock = 2.0\n")
+    return write_toy_bundle(str(root / "toy"), name="toy"), str(root / "p.toml")
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--seconds", "inf"], ["--seconds", "at most 3600"]),
+    (["--seconds", "1e9"], ["--seconds", "at most 3600"]),
+    (["--seed", "-5"], ["--seed", "must be 0 or more"]),
+    (["--seed", "x"], ["--seed", "not a whole number"]),
+])
+def test_render_refuses_bad_numbers(toy, tmp_path, capsys, extra, words):
+    bundle, patch = toy
+    _one_line(capsys, ["render", bundle, "--patch", patch, "--out", str(tmp_path / "o.wav"),
+                       *extra], *words)
+
+
+@pytest.mark.parametrize("out, words", [("o.mp4", "known extension"), ("take", "known extension"),
+                                        ("dir.wav/", "is a folder"),
+                                        ("missing/o.wav", "does not exist")])
+def test_render_checks_where_it_writes_before_rendering(toy, tmp_path, capsys, out, words):
+    bundle, patch = toy
+    (tmp_path / "dir.wav").mkdir()
+    _one_line(capsys, ["render", bundle, "--patch", patch, "--out", str(tmp_path / out)],
+              words)
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "take").exists()
+
+
+def test_a_folder_is_not_a_patch(toy, tmp_path, capsys):
+    bundle, _ = toy
+    for argv in (["render", bundle, "--patch", str(tmp_path), "--out", str(tmp_path / "o.wav")],
+                 ["run", "--board", "sim", "--headless", "--patch", str(tmp_path)]):
+        _one_line(capsys, argv, "is a folder")
+
+
+def test_render_writes_other_formats_too(toy, tmp_path, capsys):
+    bundle, patch = toy
+    assert cli.main(["render", bundle, "--patch", patch, "--out", str(tmp_path / "o.flac")]) == 0
+    audio, rate = soundfile.read(tmp_path / "o.flac")
+    assert rate == 16000 and len(audio) == 16000 and np.abs(audio).max() > 0

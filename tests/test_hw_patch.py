@@ -125,7 +125,7 @@ def test_patch_must_fit_the_board_and_files_load(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text(PATCH)
     assert load_patch(str(path)).source == "mine.toml"
-    with pytest.raises(PatchError, match="no such file"):
+    with pytest.raises(PatchError, match="no such patch file"):
         load_patch(str(tmp_path / "none.toml"))
 
 
