@@ -440,7 +440,7 @@ class Voice:
         margin = 2 * self.lookahead      # one read in progress, and one more
         expected = int(max(self._render_s, default=0.02) * RENDER_MARGIN * self.device_rate)
         if self.ring.total_written != end or \
-                self.ring.total_read + margin + expected >= end - self._fade_len:
+                self.ring.total_read + margin + expected >= end - self._gate_fade_len:
             return                        # mostly played: the next frame takes the gate
         after = model.snapshot()
         edges = list(self._edges)
