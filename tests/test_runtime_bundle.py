@@ -193,6 +193,8 @@ def _with_prior(dims=6, latent_dims=4, width=6, **prior):
 def test_a_consistent_prior_loads(bundle_dir):
     rewrite_meta(bundle_dir, _with_prior())
     assert load_bundle(bundle_dir, verify_files=False).has_prior
+    rewrite_meta(bundle_dir, _with_prior(lead=0))  # a bundle may name its phrase lead
+    assert load_bundle(bundle_dir, verify_files=False).meta["prior"]["lead"] == 0
 
 
 @pytest.mark.parametrize("change, words", [
@@ -202,6 +204,8 @@ def test_a_consistent_prior_loads(bundle_dir):
     (_with_prior(dims=7, latent_dims=5), ["the prior's 'prev' has shape [1, 6], not [1, 7]"]),
     (_with_prior(dims=6, latent_dims=5), ["'prior.dims' is 6, not 5 latent + 2 attributes"]),
     (_with_prior(dims=4, latent_dims=2, width=4), ["'prior.latent_dims' is 2, fewer than"]),
+    (_with_prior(lead=-1), ["'prior.lead' must be 0 to 4, not -1"]),
+    (_with_prior(lead=1.5), ["'prior.lead' has the wrong type"]),
 ])
 def test_prior_fields_are_checked(bundle_dir, change, words):
     rewrite_meta(bundle_dir, change)

@@ -65,6 +65,10 @@ FORMAT_VERSION = 1
 # The opsets our engines accept: TensorRT 8.2 and JetPack 4.6's ONNX Runtime want 13.
 SUPPORTED_OPSETS = (13,)
 GRAPH_NAMES = ("decoder", "encoder", "prior")
+# Decoder calls run unheard at the start of a phrase (firmware/voice.py, PHRASE_LEAD): a
+# bundle may name its own in "prior": {"lead": N}.
+DEFAULT_PHRASE_LEAD = 1
+MAX_PHRASE_LEAD = 4
 
 
 class BundleError(UserError):
@@ -350,6 +354,11 @@ def _check_prior(reader: _Reader, meta: Dict[str, Any], prior: Optional[GraphSpe
     if inputs["temperature"] != (1, 1):
         raise reader.fail(f"model.json: the prior's 'temperature' has shape "
                           f"{list(inputs['temperature'])}, not [1, 1]")
+    if "lead" in info:
+        lead = reader.get(info, "lead", int, "prior.")
+        if not 0 <= lead <= MAX_PHRASE_LEAD:
+            raise reader.fail(f"model.json 'prior.lead' must be 0 to {MAX_PHRASE_LEAD}, "
+                              f"not {lead}")
     if "start" in info:
         start = reader.numbers(info["start"], "prior.start")
         if len(start) != dims:
