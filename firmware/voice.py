@@ -147,10 +147,11 @@ class VoiceModel:
         self.played: Optional[np.ndarray] = None
         self.generator: Optional[PriorGenerator] = None
         self.mode = "explore"
-        self.phrase_lead = 0
+        self.phrase_lead = 0  # decoder calls; a lead of frames would count frames_per_call
+        self._lead_fade = max(1, int(GATE_FADE_S * self.sample_rate))
         if self.bundle.has_prior:
-            self.phrase_lead = int(self.bundle.meta.get("prior", {}).get("lead",
-                                                                          DEFAULT_PHRASE_LEAD))
+            default = DEFAULT_PHRASE_LEAD if self.frames_per_call == 1 else 0
+            self.phrase_lead = int(self.bundle.meta.get("prior", {}).get("lead", default))
             self.generator = PriorGenerator(self.bundle, self.engine)
             self.mode = "prior"
             self._pinned = np.zeros(self.generator.dims, np.float32)
@@ -210,20 +211,21 @@ class VoiceModel:
     def render(self, inputs: ControlInputs) -> np.ndarray:
         """The next decoder call's audio at the device rate (length varies by a sample).
 
-        A gate starts a phrase `phrase_lead` calls early: those run unheard and the call
-        after them is played. The bundled models answer a phrase's first frame late:
-        its attack lies anywhere in that 64 ms (phrases were learned from onset frames),
-        and gm-drums' decoder sounds a frame after its rms rises (its descriptors look
-        half a frame ahead). Measured with `neurorave evaluate` (`answer_ms`, 600 s):
-        gm-drums answered p50 69 ms / p90 83 ms after the gate without a lead, 7 / 25 ms
-        with one; gm-notes 15 / 45 ms, 0 / 17 ms.
+        A gate starts a phrase `phrase_lead` decoder calls early: the call after them is
+        played, crossfaded (GATE_FADE_S) from the first of them, which joins what was
+        played before. The bundled models answer a phrase's first frame late: its attack
+        lies anywhere in that 64 ms (phrases were learned from onset frames), and
+        gm-drums' decoder sounds a frame after its rms rises (its descriptors look half
+        a frame ahead). Measured with `neurorave evaluate` (`answer_ms`, 600 s of its
+        generation patch): models/pretrained/README.md.
         """
         if inputs.gate1_rise and self.generator is not None and self.phrase_lead:
-            self._decode(inputs)
+            joins = self._decode(inputs)[:self._lead_fade].copy()
             inputs = ControlInputs(inputs.volts, False, False, inputs.gate2_high,
                                    inputs.temperature, inputs.edge_ns)
             for _ in range(self.phrase_lead - 1):
                 self._decode(inputs)
+            return self.resampler.process(crossfade(joins, self._decode(inputs)))
         return self.resampler.process(self._decode(inputs))
 
     def _decode(self, inputs: ControlInputs) -> np.ndarray:
@@ -291,12 +293,17 @@ def output_stage(block: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
+def _rise(n: int) -> np.ndarray:
+    """A raised-cosine rise over n samples, from just above 0 to just below 1."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
+
+
 def fade(block: np.ndarray, rising: bool, length: int) -> np.ndarray:
     """A raised-cosine fade over the first `length` samples (then 1, or 0 when falling)."""
     n = len(block)
     ramp = np.ones(n, dtype=np.float32)
     m = min(n, max(1, length))
-    shape = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 1) / (m + 1))
+    shape = _rise(m)
     ramp[:m] = shape if rising else shape[::-1]
     if not rising:
         ramp[m:] = 0.0
@@ -308,7 +315,7 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     a gate's frame cuts in over the sound it interrupts."""
     out = np.array(new, dtype=np.float32)
     n = min(len(old), len(out))
-    w = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
+    w = _rise(n)
     out[:n] = old[:n] * (1 - w) + out[:n] * w
     return out
 

@@ -10,7 +10,7 @@ from neurorave.firmware.calibration import CVCalibration
 from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.daemon import DEFAULT_MODEL, default_models_folder
 from neurorave.firmware.state_files import default_settings
-from neurorave.firmware.voice import ControlInputs, VoiceModel
+from neurorave.firmware.voice import GATE_FADE_S, ControlInputs, VoiceModel, crossfade
 from neurorave.models.config import load_config, save_config
 from neurorave.models.evaluation.instrument import generation_check, pitch_accuracy
 from neurorave.models.runtime.bundle import load_bundle
@@ -111,9 +111,32 @@ def test_a_gate_plays_its_phrase_from_the_call_after_the_lead(name):
         for _ in range(5):
             model.render(ControlInputs([0.0] * 4))
     heard = led.render(ControlInputs([0.0] * 4, True)).copy()
-    plain.render(ControlInputs([0.0] * 4, True))
+    first = plain.render(ControlInputs([0.0] * 4, True)).copy()
     second = plain.render(ControlInputs([0.0] * 4)).copy()
-    np.testing.assert_array_equal(heard, second)
+    n = int(GATE_FADE_S * bundle.sample_rate)
+    np.testing.assert_array_equal(heard[n:], second[n:])
+    # Its head is crossfaded from the unheard call, which joins what played before.
+    np.testing.assert_allclose(heard[:n], crossfade(first[:n], second)[:n], atol=1e-7)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_a_gate_never_clicks(name):
+    """The sample step across each gate's call boundary is like the steps just before it
+    (the unheard lead call left jumps of 16 (gm-notes) and 3.6 (gm-drums) times the
+    local median step, median over gates; crossfaded: 1.3 and 0.6)."""
+    bundle = load_bundle(_folder(name))
+    model = VoiceModel(_folder(name), bundle.sample_rate, "ort-cpu", 1, ControlSettings(),
+                       CVCalibration(), seed=4)
+    model.reset()
+    blocks = [model.render(ControlInputs([0.0] * 4, c % 8 == 3)).copy() for c in range(160)]
+    audio = np.concatenate(blocks)
+    starts = np.cumsum([len(b) for b in blocks])[:-1]
+    ratios = []
+    for c in range(3, 160, 8):
+        g = starts[c - 1]
+        local = np.median(np.abs(np.diff(audio[g - 160:g])))
+        ratios.append(abs(audio[g] - audio[g - 1]) / max(local, 1e-9))
+    assert np.median(ratios) <= 3.0, ratios
 
 
 def _phrases(name, settings, seconds=6.0):

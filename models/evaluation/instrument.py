@@ -19,8 +19,10 @@ sample rate, with panel volts and gate edges as a patch would give them:
   limiter bends at all (over its knee); `peak` is read after the output stage,
   `model_peak` before it. `answer_ms` (p10/p50/p90) times each gate's answer: from the
   gate (a frame start) until the sound first reaches -12 dB of its peak over the next
-  ANSWER_PEAK_S: the part of gate-to-sound latency that the model makes (the daemon's
-  own, gate to the first sample of the gate's frame, is benchmarked apart).
+  ANSWER_PEAK_S and +6 dB over the level just before the gate (a gate that raises
+  nothing counts as ANSWER_PEAK_S): the part of gate-to-sound latency that the model
+  makes (the daemon's own, gate to the first sample of the gate's frame, is benchmarked
+  apart).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ GENERATION_GATE1_S = 2.0           # a new phrase every 2 s
 SILENCE_WINDOW_S = 0.05
 ANSWER_S = 0.5                     # a gate must be heard within this long
 ANSWER_PEAK_S = 0.25               # a gate's answer is timed against its peak in this long
+ANSWER_BEFORE_S = 0.02             # and against the level this long before the gate
 CLIP_LEVEL = 1.0
 
 
@@ -153,18 +156,24 @@ def gate_answers(quiet: np.ndarray, gate1_at: List[float]) -> Tuple[int, int]:
 
 
 def answer_delays(audio: np.ndarray, sr: int, gate1_at: List[float]) -> List[float]:
-    """Milliseconds from each gate until its answer is heard: until the 1 ms rms first
-    reaches a quarter (-12 dB) of its peak over the ANSWER_PEAK_S after the gate. Gates
-    with less audio than that after them, or a silent answer, are not timed."""
+    """Milliseconds from each gate until the sound it starts is heard: until the 1 ms rms
+    first reaches a quarter (-12 dB) of its peak over the ANSWER_PEAK_S after the gate and
+    twice (+6 dB) the rms of the ANSWER_BEFORE_S before it. A gate that raises nothing
+    that far (sound that merely goes on) counts as ANSWER_PEAK_S. Gates with less audio
+    than that after them, or silence after them, are not timed."""
     n = max(1, int(round(0.001 * sr)))
     env = np.sqrt(np.convolve(np.asarray(audio, np.float64) ** 2, np.ones(n) / n, "same"))
-    span = int(ANSWER_PEAK_S * sr)
+    span, before = int(ANSWER_PEAK_S * sr), int(ANSWER_BEFORE_S * sr)
     delays = []
     for t in gate1_at:
         lo = int(round(t * sr))
         seg = env[lo:lo + span]
-        if len(seg) == span and seg.max() >= AUDIBLE_RMS:
-            delays.append(1e3 * int(np.argmax(seg >= 0.25 * seg.max())) / sr)
+        if len(seg) < span or seg.max() < AUDIBLE_RMS:
+            continue
+        prior = audio[max(0, lo - before):lo].astype(np.float64)
+        level = float(np.sqrt(np.mean(prior ** 2))) if len(prior) else 0.0
+        heard = np.flatnonzero(seg >= max(0.25 * seg.max(), 2.0 * level))
+        delays.append(1e3 * (heard[0] if len(heard) else span) / sr)
     return delays
 
 

@@ -65,8 +65,9 @@ FORMAT_VERSION = 1
 # The opsets our engines accept: TensorRT 8.2 and JetPack 4.6's ONNX Runtime want 13.
 SUPPORTED_OPSETS = (13,)
 GRAPH_NAMES = ("decoder", "encoder", "prior")
-# Decoder calls run unheard at the start of a phrase (firmware/voice.py, PHRASE_LEAD): a
-# bundle may name its own in "prior": {"lead": N}.
+# Decoder calls run unheard at the start of a phrase (firmware/voice.py, VoiceModel.render)
+# when a call is one frame (a call of several frames would skip all of them): a bundle may
+# name its own in "prior": {"lead": N}.
 DEFAULT_PHRASE_LEAD = 1
 MAX_PHRASE_LEAD = 4
 
