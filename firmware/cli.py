@@ -5,6 +5,7 @@ only when that command runs, so `neurorave run` never pulls in the learning side
 (torch) and a missing optional extra only affects the command that needs it.
 """
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -214,6 +215,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"neurorave {args._name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Its reader went away (`| head`): nothing to say to anyone; quiet, as cat is.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (OSError, UnicodeDecodeError) as exc:
         # Last resort for a file a command did not check (a full disk, a permission, a
         # binary file read as text): still one line. Not `Exception`: bugs stay loud.

@@ -176,6 +176,7 @@ class Daemon:
         self._stop: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loading: Optional[str] = None
+        self._queued_load: Optional[str] = None
         self._current: Optional[str] = None  # the folder name of the model last loaded
         self._model_setting: Optional[str] = None  # the player's choice of model
         self._fallbacks: List[ModelEntry] = []  # start-up: the next models to try
@@ -278,6 +279,7 @@ class Daemon:
 
     def _load(self, folder: str, at_start: bool = False) -> None:
         if self._loading is not None:
+            self._queued_load = folder  # the player's choice meanwhile: loaded next
             return
         self._loading = folder
         self._loading_at_start = at_start
@@ -296,6 +298,13 @@ class Daemon:
 
     def _loaded(self, folder: str, future: "asyncio.Future[VoiceModel]") -> None:
         self._loading = None
+        self._take_loaded(folder, future)
+        if self._queued_load is not None and self._loading is None:
+            queued, self._queued_load = self._queued_load, None
+            if queued != folder:
+                self._load(queued)
+
+    def _take_loaded(self, folder: str, future: "asyncio.Future[VoiceModel]") -> None:
         try:
             model = future.result()
         except Exception as exc:  # noqa: BLE001 - any bad bundle: say why, keep playing

@@ -32,6 +32,7 @@ from neurorave.models.runtime.engines import EngineUnavailable
 
 MAX_SECONDS = 3600.0  # an hour: 690 MB of float32 at 48 kHz, held in memory
 PCM16 = ("WAV", "AIFF", "FLAC", "W64", "CAF", "RF64")  # written as 16-bit samples
+WRITABLE = PCM16 + ("OGG",)  # any rate, mono: what render writes without asking more
 
 
 def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
@@ -52,44 +53,51 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
     gain = float(settings["output_level"] if level is None else level)
     total = int(round(seconds * rate))
     cut_fade = int(GATE_FADE_S * rate)
-    edges = [e for e in patch.events(-1.0, seconds) if e.kind == "gate"]
-    rises1 = [e.t for e in edges if e.jack == 0 and e.value]
+    edges = [e for e in patch.events(-1.0, seconds) if e.kind == "gate"]  # in time order
     volts = [0.0] * 4
     gate2_high = False
     blocks: List[np.ndarray] = []
     written = 0
-    handled, boundary = -1.0, 0.0   # edges in (handled, boundary] go to the next frame
+    taken, boundary = 0, 0.0   # edges[taken:] up to `boundary` go to the next frame
     interrupted: Optional[np.ndarray] = None
     while written < total:
         rise1 = rise2 = False
-        for event in edges:
-            if handled < event.t <= boundary:
-                if event.jack == 0:
-                    rise1 = rise1 or bool(event.value)
-                else:
-                    rise2 = rise2 or bool(event.value)
-                    gate2_high = bool(event.value)
+        end = taken
+        while end < len(edges) and edges[end].t <= boundary:
+            event = edges[end]
+            if event.jack == 0:
+                rise1 = rise1 or bool(event.value)
+            else:
+                rise2 = rise2 or bool(event.value)
+                gate2_high = bool(event.value)
+            end += 1
         for i in range(4):
             v = patch.cv_volts(i, boundary)
             volts[i] = 0.0 if v is None else float(v)
-        frame_from, frame_to = handled, boundary
         before = model.snapshot()
         block = model.render(ControlInputs(volts, rise1, rise2, gate2_high,
                                            float(settings["prior_temperature"])))
         if interrupted is not None:
             block = crossfade(interrupted, block)
             interrupted = None
-        handled, boundary = frame_to, (written + len(block)) / rate
+        frame_end = (written + len(block)) / rate
         # A gate-1 rise inside this frame cuts it there: the gate's frame (rendered again
         # from this one's start, as the daemon does) begins at the gate's own sample.
-        inside = [t for t in rises1 if frame_to < t < boundary]
-        if inside and before is not None:
-            cut = max(0, int(round(inside[0] * rate)) - written)
-            if cut < len(block):
-                interrupted = block[cut:cut + cut_fade] if cut else None
-                block = block[:cut]
-                model.restore(before)    # and the edges this frame took, taken again
-                handled, boundary = frame_from, inside[0]
+        k = end
+        while k < len(edges) and edges[k].t < frame_end and \
+                not (edges[k].jack == 0 and edges[k].value):
+            k += 1
+        gate_at = edges[k].t if k < len(edges) and edges[k].t < frame_end else None
+        cut = len(block)
+        if gate_at is not None and before is not None:
+            cut = max(0, int(round(gate_at * rate)) - written)
+        if gate_at is not None and before is not None and cut < len(block):
+            interrupted = block[cut:cut + cut_fade] if cut else None
+            block = block[:cut]
+            model.restore(before)    # and the edges this frame took are taken again
+            boundary = gate_at
+        else:
+            taken, boundary = end, frame_end
         blocks.append(block)
         written += len(block)
     tail = model.resampler.process(np.zeros(0, np.float32), last=True)
@@ -104,8 +112,8 @@ def check_output(path: str) -> str:
     import soundfile
 
     kind = os.path.splitext(path)[1][1:].upper()
-    known = soundfile.available_formats()
-    if kind not in known:
+    kind = {"AIF": "AIFF", "OGA": "OGG"}.get(kind, kind)
+    if kind not in WRITABLE or kind not in soundfile.available_formats():
         given = "." + kind.lower() if kind else "none"
         raise UserError(f"{path}: name the sound file with a known extension "
                         f"(.wav, .flac, .ogg, .aiff, ...), not {given}")

@@ -358,8 +358,11 @@ class Voice:
         # Off (or NEURORAVE_NO_RERENDER set): a gate waits for the next frame.
         self.rerender = os.environ.get("NEURORAVE_NO_RERENDER") is None
         self._gate1_waiting = False
-        self._last: Optional[Tuple[int, np.ndarray, Optional[Dict[str, Any]]]] = None
+        # The last frame written: where it starts, its samples, the state before it, and
+        # whether it took a gate-2 rise (a re-render takes that rise again).
+        self._last: Optional[Tuple[int, np.ndarray, Optional[Dict[str, Any]], bool]] = None
         self._snap: Optional[Dict[str, Any]] = None
+        self._snap_rise2 = False
         self.swaps: List[int] = []
         self.first_sound_index: Optional[int] = None  # ring index of the first model sample
         self.realtime_refused: Optional[str] = None
@@ -418,6 +421,7 @@ class Voice:
             return np.zeros(max(1, self.lookahead // 4), dtype=np.float32)
         inputs = self._inputs()
         self._snap = model.snapshot() if self.rerender else None
+        self._snap_rise2 = inputs.gate2_rise
         start = time.perf_counter()
         try:
             block = model.render(inputs)
@@ -462,7 +466,7 @@ class Voice:
         model, last = self.model, self._last
         if model is None or last is None:
             return
-        start, old, before = last
+        start, old, before, rise2 = last
         if before is None:
             return
         end = start + len(old)
@@ -475,6 +479,7 @@ class Voice:
         edges = list(self._edges)
         model.restore(before)
         inputs = self._inputs()
+        inputs.gate2_rise = inputs.gate2_rise or rise2  # the replaced frame's rise too
         t0 = time.perf_counter()
         try:
             new = model.render(inputs)
@@ -493,7 +498,7 @@ class Voice:
         new = crossfade(old[keep - start:keep - start + n], output_stage(new, self.level))
         self.ring.rewind(keep)
         self._write(new, scale=False)
-        self._last = (keep, new, before)
+        self._last = (keep, new, before, inputs.gate2_rise)
         self.rerenders += 1
         if inputs.edge_ns:
             self._pending_latency.append((keep, inputs.edge_ns))
@@ -569,5 +574,5 @@ class Voice:
             self._write(block)
             self._last = None         # a fade is never re-rendered
         else:
-            self._last = (start, self._write(block), self._snap)
+            self._last = (start, self._write(block), self._snap, self._snap_rise2)
         return False

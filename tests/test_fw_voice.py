@@ -382,6 +382,28 @@ def test_a_gate_frame_plays_whole_from_the_splice_and_the_frames_follow_it(long_
     np.testing.assert_allclose(nxt, after[:len(nxt)], atol=1e-6)
 
 
+def test_a_rerender_keeps_the_gate2_rise_the_replaced_frame_took(long_frames):
+    """Gate 2 taken by the queued frame (a random macro target), then gate 1 re-renders
+    that frame from the state before it: the gate-2 rise is taken again, not lost."""
+    targets = []
+    for with_gate2 in (True, False):
+        voice = Voice(AudioRing(32768), 48000, Stats(), lookahead=256, level=1.0)
+        model = VoiceModel(long_frames, 48000, "ort-cpu",
+                           settings=ControlSettings(macro_mode="random"), seed=0)
+        model.reset()
+        voice.model = model
+        if with_gate2:
+            voice.post_gate(1, True, 1)
+        start = voice.ring.total_written
+        block = voice._render_block()          # as the voice thread renders a frame
+        voice._last = (start, voice._write(block), voice._snap, voice._snap_rise2)
+        voice.post_gate(0, True, 2)
+        voice._rerender_queued_frame()
+        assert voice.rerenders == 1
+        targets.append(model.mapper._glide_to.copy())
+    assert not np.array_equal(targets[0], targets[1])  # the random target was drawn
+
+
 def test_without_rerendering_a_gate_waits_for_the_next_frame(long_frames):
     plain, _, _ = _play(long_frames, rerender=False)
     gated, posted, voice = _play(long_frames, gate_at=9000, rerender=False)
