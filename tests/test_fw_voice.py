@@ -370,7 +370,7 @@ def test_a_gate_frame_plays_whole_from_the_splice_and_the_frames_follow_it(long_
             splices.append(voice._last)
     monkeypatch.setattr(Voice, "_rerender_queued_frame", spy)
     gated, posted, voice = _play(long_frames, gate_at=9000, total=30000)
-    (keep, written, before), = splices
+    (keep, written, before, _), = splices
     frame = len(written)
     assert posted < keep < posted + 2800 and frame > 6000   # mid-frame, 2048 x 3 samples
     model, n = voice.model, int(GATE_FADE_S * 48000)
