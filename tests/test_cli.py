@@ -112,3 +112,20 @@ def test_every_command_has_an_issue_or_implementation():
                 assert module.startswith("neurorave.") and func, name
             else:
                 assert issue > 0, name
+
+
+def test_a_reader_that_goes_away_ends_a_command_quietly(tmp_path):
+    # `neurorave describe x.wav --json | head -c 10`: no message about a broken pipe.
+    import numpy as np
+    import soundfile
+
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, (0.1 * np.random.default_rng(0).standard_normal(16000 * 60))
+                    .astype("float32"), 16000)
+    child = subprocess.Popen([sys.executable, "-m", "neurorave.firmware.cli", "describe",
+                              str(wav), "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.read(10)
+    child.stdout.close()          # the reader is gone while it still writes
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141 and err == "", err

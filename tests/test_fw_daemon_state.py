@@ -104,6 +104,36 @@ def test_a_player_choice_replaces_the_one_that_could_not_play(tmp_path, models):
     assert json.loads((state / "settings.json").read_text())["data"]["model"] == "b"
 
 
+def test_a_model_chosen_while_another_loads_is_loaded_next(tmp_path, models):
+    """The player picks b while the start-up load of a is still running: b is loaded
+    after a, and the settings name what plays (before, the choice was dropped while the
+    settings kept naming it)."""
+    import asyncio
+
+    from neurorave.firmware.daemon import Daemon
+
+    daemon = Daemon("sim", str(models), NO_DEVICE, headless=True,
+                    state_dir=str(_state(tmp_path)), log=lambda text: None)
+    daemon._open()
+
+    async def start_then_choose():
+        daemon._loop = asyncio.get_running_loop()
+        daemon._load(str(models / "a"), at_start=True)
+        daemon.settings["model"] = "b"    # what the menu does when the player picks b
+        daemon._load(str(models / "b"))
+        for _ in range(500):
+            if daemon._loading is None and daemon._current == "b":
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(start_then_choose())
+    finally:
+        daemon.worker.shutdown()
+        daemon.panel.close()
+    assert daemon._current == "b" and daemon.settings["model"] == "b"
+
+
 CHILD = r"""
 import json, sys
 from neurorave.firmware.daemon import Daemon
