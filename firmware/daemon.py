@@ -330,6 +330,7 @@ class Daemon:
             return
         self.voice.set_model(model)
         self._current = os.path.basename(folder.rstrip("/"))
+        self.menu.playing = self._current
         self._fallbacks = []
         if not self._loading_at_start:  # the player chose it in the menu
             self._model_setting = self.settings["model"] = self._current

@@ -232,6 +232,7 @@ class Menu:
         self.models = list(models)
         self.attributes = list(attributes)
         self.performance = Performance()
+        self.playing: Optional[str] = None  # folder name of the model that plays (daemon)
         self.system_info: List[str] = []
         self.notice = ""  # e.g. "previous copy restored"; cleared by the next gesture
         self._stack: List[_Page] = [_PerformancePage()]
@@ -363,7 +364,10 @@ class Menu:
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out = []
             for entry in menu.models:
-                current = "*" if _folder_name(entry) == menu.settings.get("model") else " "
+                # What plays; the settings' choice until a model has loaded (a choice
+                # that could not play at start stays in the settings, not under the *).
+                playing = menu.playing or menu.settings.get("model")
+                current = "*" if _folder_name(entry) == playing else " "
                 if entry.error:
                     out.append((f"!{entry.name}", _explain(entry)))
                 else:

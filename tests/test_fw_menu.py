@@ -72,6 +72,11 @@ def test_model_selection_loads_in_the_background_and_refuses_a_broken_one():
     assert menu.settings["model"] == "speech" and menu.depth == 0
     go_to(menu, "Model")
     assert menu.view().lines[1].startswith("*Speech")
+    # The * marks what plays: after a choice that gave way at start, not the choice.
+    menu.back()
+    menu.playing = "nsynth"
+    go_to(menu, "Model")
+    assert menu.view().lines[0].startswith("*NSynth") and menu.view().lines[1][0] == " "
 
 
 def test_cv_assignment_cycles_through_attributes_and_off():
