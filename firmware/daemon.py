@@ -42,7 +42,7 @@ from neurorave.firmware.controls import (
     ControlSettings,
     attribute_bars,
 )
-from neurorave.firmware.errors import UserError
+from neurorave.firmware.errors import UserError, first_line
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.ring import AudioRing
@@ -308,7 +308,7 @@ class Daemon:
         try:
             model = future.result()
         except Exception as exc:  # noqa: BLE001 - any bad bundle: say why, keep playing
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             text = f"model {os.path.basename(folder)}: {reason}"
             self.menu.show_notice(f"load failed: {reason}")
             # The menu may have named it in the settings: the player's last good choice

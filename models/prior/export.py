@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import onnx
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.firmware.errors import UserError, first_line
 from neurorave.models.prior.net import PriorNet, sample_from
 from neurorave.models.prior.train import PRIOR_FILE
 from neurorave.models.runtime.bundle import sha256_of
@@ -70,8 +70,7 @@ def load_prior(path: str) -> Tuple[Dict[str, Any], PriorNet]:
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's loader fails in many ways; each means: damaged
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
-        raise UserError(f"{weights}: damaged or truncated ({why})") from None
+        raise UserError(f"{weights}: damaged or truncated ({first_line(exc, 160)})") from None
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError):

@@ -19,6 +19,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from neurorave.firmware.errors import first_line
 from neurorave.models.runtime.bundle import Bundle, BundleError, GraphSpec
 
 KINDS = ("trt", "ort-gpu", "ort-cpu")
@@ -62,8 +63,8 @@ class GraphRunner:
             self.session = ort.InferenceSession(spec.path, sess_options=options,
                                                 providers=providers)
         except Exception as exc:  # onnxruntime raises its own types for bad graphs
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
-            raise BundleError(f"{name} cannot be loaded by onnxruntime: {first_line}") from None
+            raise BundleError(f"{name} cannot be loaded by onnxruntime: {first_line(exc)}") \
+                from None
         active = self.session.get_providers()
         if kind != "ort-cpu" and not any(p in active for p in wanted):
             raise EngineUnavailable(f"{kind}: onnxruntime fell back to {', '.join(active)}")

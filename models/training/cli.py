@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neurorave.firmware.errors import UserError
+from neurorave.firmware.errors import UserError, first_line
 
 
 def _devices(requested: Optional[int]):
@@ -37,10 +37,9 @@ def _resume_step(ckpt: Path) -> int:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         return int(state.get("neurorave", {}).get("completed_steps", 0))
     except Exception as exc:  # torch's unpickler fails in many ways; each means: damaged
-        text = str(exc).strip()
-        why = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
-        raise UserError(f"{ckpt}: damaged or truncated checkpoint ({why}); resume from an "
-                        "earlier one by copying it over last.ckpt, or start a new run") from None
+        raise UserError(f"{ckpt}: damaged or truncated checkpoint ({first_line(exc, 160)}); "
+                        "resume from an earlier one by copying it over last.ckpt, or start a "
+                        "new run") from None
 
 
 def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
