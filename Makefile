@@ -21,7 +21,7 @@ APT_TEST := jackd2 fluidsynth fluid-soundfont-gm espeak-ng sox libasound2-plugin
 	$(CHROMIUM)
 # Code that runs on the module: Python 3.8+, no torch. The two files of models/ that the
 # device imports are named alone: the rest of models/ is the learning side.
-DEVICE_SIDE := firmware hardware models/runtime models/__init__.py models/audibility.py
+DEVICE_SIDE := common firmware hardware models/runtime models/__init__.py models/audibility.py
 RUN_ARGS ?=
 HOST ?=
 BUNDLE ?=

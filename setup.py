@@ -1,6 +1,7 @@
 """NeuroRave: a neural synthesizer in Eurorack format.
 
-The three code folders are mapped into one import namespace:
+The four code folders are mapped into one import namespace:
+common/ -> neurorave.common (the bottom: conventions every layer shares),
 hardware/ -> neurorave.hardware, models/ -> neurorave.models,
 firmware/ -> neurorave.firmware.
 """
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-CODE_FOLDERS = ("hardware", "models", "firmware")
+CODE_FOLDERS = ("common", "hardware", "models", "firmware")
 
 PY38 = 'python_version < "3.9"'
 PY39_PLUS = 'python_version >= "3.9"'

@@ -74,8 +74,8 @@ def main() -> int:
     parser.add_argument("--bands", type=int, help="PQMF bands (default: the bundle's config.json)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from neurorave.firmware.errors import UserError
-    from neurorave.models.evaluation.instrument import play_generation
+    from neurorave.common.errors import UserError
+    from neurorave.firmware.instrument_check import play_generation
 
     try:
         bands = args.bands or bands_of(args.bundle)

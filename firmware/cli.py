@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Callable, Dict, List, NoReturn, Optional, Tuple
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.hardware.errors import HardwareError
 
 __version__ = "0.1.0"
@@ -147,7 +147,7 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
               _train),
     "export": ("neurorave.models.export.command:main", 5,
                "export a training run as a model bundle", _export),
-    "evaluate": ("neurorave.models.evaluation.command:main", 9,
+    "evaluate": ("neurorave.firmware.evaluate_command:main", 9,
                  "measure a bundle: reconstruction, control, report", _evaluate),
     "render": ("neurorave.firmware.render:main", 8, "play a patch offline into a WAV file",
                _render),

@@ -30,6 +30,7 @@ import time
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
+from neurorave.common.errors import UserError, first_line
 from neurorave.firmware.calibration import (
     CalibrationError,
     CVCalibration,
@@ -42,7 +43,6 @@ from neurorave.firmware.controls import (
     ControlSettings,
     attribute_bars,
 )
-from neurorave.firmware.errors import UserError, first_line
 from neurorave.firmware.menu import Action, Menu, ModelEntry, Performance
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.ring import AudioRing

@@ -14,8 +14,8 @@ import time
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
+from neurorave.common.errors import UserError
 from neurorave.firmware.controls import ControlSettings
-from neurorave.firmware.errors import UserError
 from neurorave.firmware.state_files import default_settings
 from neurorave.firmware.voice import (
     FADE_S,

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 
 
 class PercentileWindow:

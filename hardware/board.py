@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, NamedTuple
 
+from neurorave.common.toml_reader import Table, load_toml
 from neurorave.hardware.errors import BoardError
-from neurorave.hardware.toml_reader import Table, load_toml
 
 BOARDS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boards")
 

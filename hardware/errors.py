@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 
 
 class HardwareError(Exception):

@@ -212,7 +212,7 @@ def _seconds(default: float) -> float:
     try:
         return max(0.0, float(text))
     except ValueError:
-        from neurorave.firmware.errors import UserError
+        from neurorave.common.errors import UserError
         raise UserError(f"NEURORAVE_HWTEST_SECONDS={text!r} is not a number") from None
 
 

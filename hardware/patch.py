@@ -41,9 +41,9 @@ import math
 import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from neurorave.common.toml_reader import Table, load_toml
 from neurorave.hardware.errors import PatchError
 from neurorave.hardware.interfaces import BUTTON_KINDS
-from neurorave.hardware.toml_reader import Table, load_toml
 
 SHAPES = ("sine", "triangle", "saw", "ramp", "square")
 RAIL_VOLTS = 12.0

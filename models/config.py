@@ -20,7 +20,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.descriptors import ATTRIBUTES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models import datastore, descriptors
 from neurorave.models.dataset_sources import Unit, UnitResult, chunk_length
 from tqdm import tqdm

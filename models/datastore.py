@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models import descriptors
 
 FORMAT = 1

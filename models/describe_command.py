@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models import descriptors
 
 HOP_SECONDS = 0.016

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
+from neurorave.common.errors import UserError
 from neurorave.firmware import cli
-from neurorave.firmware.errors import UserError
 from neurorave.models.config import load_config, save_config
 
 SR = 16000

@@ -9,10 +9,10 @@ import pytest
 from neurorave.firmware.calibration import CVCalibration
 from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.daemon import DEFAULT_MODEL, default_models_folder
+from neurorave.firmware.instrument_check import generation_check, pitch_accuracy
 from neurorave.firmware.state_files import default_settings
 from neurorave.firmware.voice import GATE_FADE_S, ControlInputs, VoiceModel, crossfade
 from neurorave.models.config import load_config, save_config
-from neurorave.models.evaluation.instrument import generation_check, pitch_accuracy
 from neurorave.models.runtime.bundle import load_bundle
 
 BUNDLED = ["gm-notes", "gm-drums"]

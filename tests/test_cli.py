@@ -46,7 +46,7 @@ def test_bad_arguments_give_one_line(args):
 
 
 def test_user_error_is_one_line(monkeypatch, capsys):
-    from neurorave.firmware.errors import UserError
+    from neurorave.common.errors import UserError
 
     def failing(args):
         raise UserError("no such file: x.wav")

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from neurorave.common.errors import UserError
 from neurorave.firmware import cli
-from neurorave.firmware.errors import UserError
 from neurorave.models import dataset_build, datastore, descriptors
 from neurorave.models.dataset_sources import chunk_length
 

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models import datastore, descriptors
 
 SR = 16000

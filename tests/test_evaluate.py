@@ -8,6 +8,12 @@ import numpy as np
 import pytest
 import torch
 from neurorave.firmware.cli import main as cli_main
+from neurorave.firmware.instrument_check import (
+    answer_delays,
+    gate_answers,
+    generation_check,
+    pitch_accuracy,
+)
 from neurorave.firmware.voice import LIMIT_KNEE
 from neurorave.models.datastore import write_dataset
 from neurorave.models.descriptors_torch import compute_batch
@@ -18,12 +24,6 @@ from neurorave.models.evaluation.control import (
     synthetic,
 )
 from neurorave.models.evaluation.disentanglement import probe_accuracy
-from neurorave.models.evaluation.instrument import (
-    answer_delays,
-    gate_answers,
-    generation_check,
-    pitch_accuracy,
-)
 from neurorave.models.evaluation.synth import Synth
 from neurorave.models.export.command import export_run
 from neurorave.models.training.cli import train

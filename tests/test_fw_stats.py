@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.firmware.stats import (
     PercentileWindow,
     Stats,

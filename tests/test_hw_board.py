@@ -1,8 +1,8 @@
 """Board files: the bundled ones load; a wrong key or value is one error naming it."""
 import pytest
+from neurorave.common.toml_reader import tomllib
 from neurorave.hardware.board import available_boards, board_path, load_board
 from neurorave.hardware.errors import BoardError
-from neurorave.hardware.toml_reader import tomllib
 
 
 def test_bundled_boards_load():

@@ -2,9 +2,9 @@
 import math
 
 import pytest
+from neurorave.common.toml_reader import tomllib
 from neurorave.hardware.errors import PatchError
 from neurorave.hardware.patch import load_patch, parse_patch
-from neurorave.hardware.toml_reader import tomllib
 
 PATCH = """
 seconds = 4

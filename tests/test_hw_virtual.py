@@ -3,6 +3,7 @@ import os
 import time
 
 import pytest
+from neurorave.common.toml_reader import tomllib
 from neurorave.hardware.board import load_board
 from neurorave.hardware.interfaces import ButtonPress, EncoderStep, GateEdge
 from neurorave.hardware.panel import open_panel
@@ -11,7 +12,6 @@ from neurorave.hardware.sim.headless import FrameRecorder, save_panel
 from neurorave.hardware.sim.headless import main as headless_main
 from neurorave.hardware.sim.player import PatchPlayer, play
 from neurorave.hardware.testpattern import test_pattern as make_test_pattern
-from neurorave.hardware.toml_reader import tomllib
 from PIL import Image, ImageChops
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "hw_test_pattern.png")

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.config import builtin_names, load_config
 from neurorave.models.nets.decoder import BandDCBlock, Decoder, HarmonicSource, LevelStage
 from neurorave.models.nets.pqmf import PQMFAnalysis, PQMFSynthesis

@@ -304,7 +304,7 @@ def test_padding_past_an_items_end_is_left_out_of_the_loss():
                                          ("steps = 0", "positive"),
                                          ("steps = \"many\"", "must be a number")])
 def test_bad_prior_config_values_are_one_line(tmp_path, line, words):
-    from neurorave.firmware.errors import UserError
+    from neurorave.common.errors import UserError
     from neurorave.models.prior.train import load_prior_config
 
     path = tmp_path / "bad.toml"

@@ -331,7 +331,7 @@ def test_the_control_loss_finds_silence_on_the_scale_rms_is_read_on(data, tmp_pa
 
 
 def test_log_rms_needs_rms(tmp_path):
-    from neurorave.firmware.errors import UserError
+    from neurorave.common.errors import UserError
     from neurorave.models.config import load_config
 
     path = _config(tmp_path, model={"attributes": ["centroid"], "log_rms": True})
@@ -363,7 +363,7 @@ def test_control_loss_from_its_step_and_a_frozen_encoder_from_encoder_steps(data
 
 
 def test_control_config_is_checked(tmp_path):
-    from neurorave.firmware.errors import UserError
+    from neurorave.common.errors import UserError
     from neurorave.models.config import load_config
     for training, why in (({"control_weight": -1.0}, "training.control_weight"),
                           ({"encoder_steps": -5}, "training.encoder_steps")):

@@ -16,7 +16,7 @@ TREE = os.path.join(ROOT, "build", "typecheck")
 def main(folders):
     package_root = os.path.join(TREE, "neurorave")
     os.makedirs(package_root, exist_ok=True)
-    for top in ("hardware", "models", "firmware"):
+    for top in ("common", "hardware", "models", "firmware"):
         link = os.path.join(package_root, top)
         if not os.path.islink(link):
             os.symlink(os.path.join(ROOT, top), link)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from typing import List, Optional, Tuple
 
+from neurorave.common.toml_reader import tomllib
 from neurorave.hardware.board import Board
 from neurorave.hardware.patch import Patch, parse_patch
 from neurorave.hardware.sim.ads1x15_chip import Ads1x15Chip
 from neurorave.hardware.sim.fake_gpio import FakeGPIO
 from neurorave.hardware.sim.i2c_bus import SimI2CBus
 from neurorave.hardware.sim.oled_chip import OledChip
-from neurorave.hardware.toml_reader import tomllib
 
 DEMO_PATCH = """
 [cv.1]

@@ -102,7 +102,7 @@ def run_monitor(board_name: str, patch_path: Optional[str], seconds: float, out:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from neurorave.firmware.errors import UserError
+    from neurorave.common.errors import UserError
 
     parser = argparse.ArgumentParser(description="headless virtual panel: OLED frames of "
                                                  "the input monitor while a patch plays")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.dataset_sources.midi import MidiTrack
 
 SOUNDFONT_ENV = "NEURORAVE_SOUNDFONT"

@@ -20,7 +20,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import soundfile
 import soxr
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.dataset_sources import Piece, Unit, UnitResult, chunk_length
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import soundfile
 import soxr
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.dataset_sources import Piece, Unit, UnitResult, chunk_length, fit
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

@@ -4,9 +4,11 @@ the test split.
 
 MODEL and OTHER are each a bundle (ONNX Runtime, streamed as on the module) or a
 training run (its checkpoint in torch, on `--device`). A bundle is also played as the
-module plays it (`instrument.py`): 1 V/oct pitch accuracy, and `--play-seconds` of
-generation checked for NaN, clipping and silence. Writes REPORT/metrics.json (every
-number) and REPORT/report.html (one self-contained page).
+module plays it, by the `play_checks` the caller hands in (the instrument owns how it
+plays: `neurorave.firmware.instrument_check`, wired in by the command line): 1 V/oct
+pitch accuracy, and `--play-seconds` of generation checked for NaN, clipping and
+silence. Writes REPORT/metrics.json (every number) and REPORT/report.html (one
+self-contained page).
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 
 # The paper's NSynth figures (shared REFERENCES.md), shown as a reference row.
 PAPER = {
@@ -32,6 +34,8 @@ PAPER = {
                                        "boominess": 0.77, "mean": 0.73}},
 }
 PROBE_TRAIN_ITEMS = 256
+# (bundle path, seconds of generation, seed) -> {"pitch": ..., "generation": ...}
+PlayChecks = Callable[[str, float, int], Dict[str, Any]]
 
 
 def _progress(enabled: bool):
@@ -137,7 +141,8 @@ def _finite_json(value: Any) -> Any:
 
 def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
              compare: Optional[str] = None, device: str = "cpu", seed: int = 0,
-             progress: bool = True, play_seconds: float = 600.0) -> Dict[str, Any]:
+             progress: bool = True, play_seconds: float = 600.0,
+             play_checks: Optional[PlayChecks] = None) -> Dict[str, Any]:
     from neurorave.models.datastore import open_dataset
     from neurorave.models.evaluation.report import write_report
     from neurorave.models.evaluation.synth import BundleSynth, open_synth
@@ -153,15 +158,14 @@ def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
         result = evaluate_model(synth, dataset, limit, seed, progress)
         result["metrics"]["path"] = str(Path(path).resolve())
         if isinstance(synth, BundleSynth):
-            from neurorave.models.evaluation.instrument import play_checks
-
             # Which graphs these figures belong to: a bundle installed with them can be
             # checked against its metrics (tests/test_bundled_models.py).
             result["metrics"]["graphs"] = {role: graph.sha256
                                            for role, graph in synth.bundle.graphs.items()}
-            start = time.perf_counter()
-            result["metrics"]["instrument"] = play_checks(path, play_seconds, seed)
-            result["metrics"]["timing"]["instrument_s"] = time.perf_counter() - start
+            if play_checks is not None:
+                start = time.perf_counter()
+                result["metrics"]["instrument"] = play_checks(path, play_seconds, seed)
+                result["metrics"]["timing"]["instrument_s"] = time.perf_counter() - start
         results.append(result)
     test_items = len(results[0]["artefacts"]["originals"])
     metrics = {
@@ -185,11 +189,12 @@ def evaluate(model: str, data: str, out: str, limit: Optional[int] = None,
     return metrics
 
 
-def main(args) -> int:
+def main(args, play_checks: Optional[PlayChecks] = None) -> int:
     metrics = evaluate(args.bundle, args.data, args.out, args.limit,
                        getattr(args, "compare", None), getattr(args, "device", "cpu"),
                        getattr(args, "seed", 0),
-                       play_seconds=getattr(args, "play_seconds", 600.0))
+                       play_seconds=getattr(args, "play_seconds", 600.0),
+                       play_checks=play_checks)
     for m in metrics["models"]:
         r, c, d = m["reconstruction"], m["control"]["by_size"], m["disentanglement"]
         print(f"{m['name']} ({m['variant']}): mSTFT {r['mstft']['mean']:.3f}, "

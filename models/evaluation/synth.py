@@ -16,7 +16,7 @@ from typing import List
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.descriptors_torch import compute_batch
 
 

@@ -13,58 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.descriptors import UNITS
+from neurorave.models.export.bundle_writer import NOISE, decoder_signals, write_bundle
 from neurorave.models.export.onnx_step import OPSET, export_graph
 from neurorave.models.export.pca import exposed_dims, fit_pca, latent_means
 from neurorave.models.export.wrappers import ExportDecoder, ExportEncoder
 from neurorave.models.runtime.bundle import BUNDLE_FORMAT, FORMAT_VERSION, load_bundle
 
 DEFAULT_FIDELITY = 0.95  # RAVE's default
-NOISE = {"input": "noise", "distribution": "uniform", "low": -1.0, "high": 1.0}
-
-
-def _decoder_signals(decoder, exposed: int, n_attributes: int, frames: int):
-    per_call = frames * decoder.hop
-    inputs = [("z", (1, exposed, frames)), ("attributes", (1, n_attributes, frames)),
-              ("noise", (1, decoder.bands, per_call // decoder.bands))]
-    return inputs, [("audio", (1, 1, per_call))]
-
-
-def _write_bundle(out: str, build) -> str:
-    """Build into a temporary sibling folder, check it loads, then move it to `out`."""
-    target = Path(out)
-    if target.exists() and (not target.is_dir() or (any(target.iterdir())
-                                                    and not (target / "model.json").exists())):
-        raise UserError(f"{target}: exists and is not a bundle folder; choose another --out")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=f".{target.name}.", dir=str(target.parent))
-        os.chmod(work, 0o755)  # mkdtemp's 0700 would hide the bundle from the daemon's user
-    except OSError as exc:
-        raise UserError(f"{target}: cannot create the bundle folder ({exc.strerror})") from None
-    try:
-        meta = build(work)
-        with open(os.path.join(work, "model.json"), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=1)
-            handle.write("\n")
-        load_bundle(work)  # the reader's own checks, before anything is replaced
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
-    finally:
-        if os.path.isdir(work):
-            shutil.rmtree(work, ignore_errors=True)
-    return str(target)
-
-
 def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str, Any]:
     return {"mean": [float(v) for v in pca["mean"]],
             "components": [[float(v) for v in row] for row in pca["components"]],
@@ -109,7 +71,7 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
         check_matches(prior_parts[0], pca, names, prior)
 
     def build(folder: str) -> Dict[str, Any]:
-        d_in, d_out = _decoder_signals(run.module.decoder, exposed, len(names), frames_per_call)
+        d_in, d_out = decoder_signals(run.module.decoder, exposed, len(names), frames_per_call)
         graphs = {"decoder": export_graph(decoder, d_in, d_out,
                                           os.path.join(folder, "decoder.onnx"), frames_per_call)}
         graphs["decoder"]["noise"] = [dict(NOISE)]
@@ -138,7 +100,7 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
             **extra,
         }
 
-    return _write_bundle(out, build)
+    return write_bundle(out, build)
 
 
 def main(args) -> int:

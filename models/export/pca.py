@@ -11,7 +11,7 @@ from typing import Dict
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 
 
 def latent_means(encoder: torch.nn.Module, audio: np.ndarray, hop: int,

@@ -14,7 +14,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 from neurorave.models.config import PAPER_ATTRIBUTES
-from neurorave.models.export.command import NOISE, _decoder_signals, _write_bundle
+from neurorave.models.export.bundle_writer import NOISE, decoder_signals, write_bundle
 from neurorave.models.export.onnx_step import OPSET, export_graph
 from neurorave.models.export.pca import identity_pca
 from neurorave.models.export.wrappers import ExportDecoder
@@ -36,7 +36,7 @@ def export_reference(name: str, out: str, frames_per_call: int = 1) -> str:
     decoder = ExportDecoder(net, np.zeros(n_attr), np.ones(n_attr), pca, spec["exposed"])
 
     def build(folder: str) -> Dict[str, Any]:
-        d_in, d_out = _decoder_signals(net, spec["exposed"], n_attr, frames_per_call)
+        d_in, d_out = decoder_signals(net, spec["exposed"], n_attr, frames_per_call)
         graph = export_graph(decoder, d_in, d_out, os.path.join(folder, "decoder.onnx"),
                              frames_per_call)
         graph["noise"] = [dict(NOISE)]
@@ -51,4 +51,4 @@ def export_reference(name: str, out: str, frames_per_call: int = 1) -> str:
             "reference": {"name": name, "weights": "random (seed 0)", **spec},
         }
 
-    return _write_bundle(out, build)
+    return write_bundle(out, build)

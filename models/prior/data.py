@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.export.pca import fit_pca, latent_means
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import onnx
 import torch
-from neurorave.firmware.errors import UserError, first_line
+from neurorave.common.errors import UserError, first_line
 from neurorave.models.prior.net import PriorNet, sample_from
 from neurorave.models.prior.train import PRIOR_FILE
 from neurorave.models.runtime.bundle import sha256_of

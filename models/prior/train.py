@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.audibility import AUDIBLE_RMS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -45,7 +45,7 @@ def is_prior_config(source: Union[str, Path]) -> bool:
 
 
 def load_prior_config(source: Union[str, Path]) -> Dict[str, Any]:
-    from neurorave.hardware.toml_reader import tomllib
+    from neurorave.common.toml_reader import tomllib
 
     path = Path(source) if Path(str(source)).suffix == ".toml" else CONFIG_DIR / f"{source}.toml"
     try:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import KINDS
 

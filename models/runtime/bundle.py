@@ -57,7 +57,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.runtime.onnx_info import OnnxInfoError, read_opsets
 
 BUNDLE_FORMAT = "neurorave-bundle"

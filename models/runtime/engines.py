@@ -19,7 +19,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from neurorave.firmware.errors import first_line
+from neurorave.common.errors import first_line
 from neurorave.models.runtime.bundle import Bundle, BundleError, GraphSpec
 
 KINDS = ("trt", "ort-gpu", "ort-cpu")

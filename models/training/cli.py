@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neurorave.firmware.errors import UserError, first_line
+from neurorave.common.errors import UserError, first_line
 
 
 def _devices(requested: Optional[int]):

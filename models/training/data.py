@@ -16,7 +16,7 @@ from typing import Dict, Iterator, Optional
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.config import Config
 from neurorave.models.datastore import open_dataset
 from torch.utils.data import DataLoader, Dataset, Sampler

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, NamedTuple, Optional
 
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.config import Config, load_config
 
 CONFIG_FILE = "config.json"

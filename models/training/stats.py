@@ -16,7 +16,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 import torch
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 from neurorave.models.config import LATENT_BINS, Config
 from neurorave.models.descriptors import F0_MIN_HZ
 from neurorave.models.descriptors_torch import compute_batch

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on the module's Python 3.8
     import tomli as tomllib
 
-from neurorave.firmware.errors import UserError
+from neurorave.common.errors import UserError
 
 
 def load_toml(path: str, error: Type[UserError]) -> Dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The bundle played as the module plays it: 1 V/oct pitch accuracy and long prior runs.
+"""The instrument evaluates itself: a bundle played as the module plays it, 1 V/oct
+pitch accuracy and long prior runs. `neurorave evaluate` hands `play_checks` to the
+models' evaluation (which measures the model alone and imports nothing of the firmware).
 
 Both drive the daemon's own `VoiceModel` (ONNX Runtime, frame by frame) at the bundle's
 sample rate, with panel volts and gate edges as a patch would give them:
@@ -29,7 +31,10 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from neurorave.firmware.calibration import CVCalibration, PitchCalibration
+from neurorave.firmware.controls import ControlSettings
 from neurorave.firmware.state_files import default_settings
+from neurorave.firmware.voice import ControlInputs, VoiceModel, output_stage
 from neurorave.models.audibility import AUDIBLE_RMS  # quieter windows are gaps
 
 PITCH_BASE_HZ = 130.8128           # C3 at 0 V, the module's default
@@ -49,9 +54,6 @@ CLIP_LEVEL = 1.0
 def _voice(bundle_path: str, seed: int, pitch: bool):
     """The daemon's voice on ONNX Runtime's CPU engine: in pitch mode with an ideal
     calibration and rms held loud, or with every attribute left to the model."""
-    from neurorave.firmware.calibration import CVCalibration, PitchCalibration
-    from neurorave.firmware.controls import ControlSettings
-    from neurorave.firmware.voice import VoiceModel
     from neurorave.models.runtime.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
@@ -76,8 +78,6 @@ def _voice(bundle_path: str, seed: int, pitch: bool):
 def _play(model, seconds: float, controls: Callable[[float], List[float]],
           gate1_every: float, gate2_every: Optional[float]) -> Dict[str, Any]:
     """Audio at the bundle's rate; a NaN stops the run and is reported, not raised."""
-    from neurorave.firmware.voice import ControlInputs
-
     call_s = model.samples_per_call / model.sample_rate
     calls = int(np.ceil(seconds / call_s))
     blocks: List[np.ndarray] = []
@@ -191,8 +191,6 @@ def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str
 
 def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
     """NaN, clipping and silence over `seconds` of playing under a moving patch."""
-    from neurorave.firmware.voice import output_stage
-
     played = play_generation(bundle_path, seconds, seed)
     audio, sr = played["audio"], played["sample_rate"]
     window = int(SILENCE_WINDOW_S * sr)
