@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from neurorave.firmware.calibration import CVCalibration
 from neurorave.firmware.controls import ControlSettings
-from neurorave.firmware.daemon import DEFAULT_MODEL, default_models_folder
 from neurorave.firmware.instrument_check import generation_check, pitch_accuracy
+from neurorave.firmware.model_loading import DEFAULT_MODEL, default_models_folder
 from neurorave.firmware.state_files import default_settings
 from neurorave.firmware.voice import GATE_FADE_S, ControlInputs, VoiceModel, crossfade
 from neurorave.models.config import load_config, save_config

@@ -306,8 +306,8 @@ def test_a_lost_audio_device_is_reopened_while_the_voice_plays_on(jack_server, t
 
 
 def test_the_first_model_is_the_chosen_one_then_the_bundled_default():
-    from neurorave.firmware.daemon import DEFAULT_MODEL, first_model
     from neurorave.firmware.menu import ModelEntry
+    from neurorave.firmware.model_loading import DEFAULT_MODEL, first_model
 
     models = [ModelEntry("/m/broken", "broken", error="hash mismatch"),
               ModelEntry("/m/gm-drums", "drums"), ModelEntry(f"/m/{DEFAULT_MODEL}", "notes"),
@@ -323,16 +323,12 @@ def test_the_first_model_is_the_chosen_one_then_the_bundled_default():
 def test_the_voice_reads_each_cv_over_the_board_files_range(tmp_path):
     """A 0-10 V build's board file reaches the control mapping (a CV slides up all the
     way at 10 V), not the ±5 V of the standard build."""
-    from types import SimpleNamespace
-
-    from neurorave.firmware.daemon import Daemon
+    from neurorave.firmware.daemon import cv_ranges
     from neurorave.hardware.board import load_board
 
     real = (Path(__file__).parents[1] / "hardware" / "boards" / "jetson-nano.toml").read_text()
     unipolar = real.replace("offset = 5.0", "offset = 10.0").replace("min = -5.0", "min = 0.0") \
         .replace("max = 5.0", "max = 10.0")
     (tmp_path / "unipolar.toml").write_text(unipolar)
-    panel = SimpleNamespace(board=load_board(str(tmp_path / "unipolar.toml")))
-    assert Daemon._cv_ranges(SimpleNamespace(panel=panel)) == [(0.0, 10.0)] * 4
-    panel = SimpleNamespace(board=load_board("jetson-nano"))
-    assert Daemon._cv_ranges(SimpleNamespace(panel=panel)) == [(-5.0, 5.0)] * 4
+    assert cv_ranges(load_board(str(tmp_path / "unipolar.toml"))) == [(0.0, 10.0)] * 4
+    assert cv_ranges(load_board("jetson-nano")) == [(-5.0, 5.0)] * 4

@@ -117,21 +117,21 @@ def test_a_model_chosen_while_another_loads_is_loaded_next(tmp_path, models):
     daemon._open()
 
     async def start_then_choose():
-        daemon._loop = asyncio.get_running_loop()
-        daemon._load(str(models / "a"), at_start=True)
+        daemon.loader.loop = asyncio.get_running_loop()
+        daemon.loader.load(str(models / "a"), at_start=True)
         daemon.settings["model"] = "b"    # what the menu does when the player picks b
-        daemon._load(str(models / "b"))
+        daemon.loader.load(str(models / "b"))
         for _ in range(500):
-            if daemon._loading is None and daemon._current == "b":
+            if daemon.loader.loading is None and daemon.loader.current == "b":
                 return
             await asyncio.sleep(0.01)
 
     try:
         asyncio.run(start_then_choose())
     finally:
-        daemon.worker.shutdown()
+        daemon.loader.worker.shutdown()
         daemon.panel.close()
-    assert daemon._current == "b" and daemon.settings["model"] == "b"
+    assert daemon.loader.current == "b" and daemon.settings["model"] == "b"
 
 
 CHILD = r"""
