@@ -132,6 +132,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps({
             "file": str(path), "sr": sr, "hop": hop,
             "frame_length": descriptors.frame_length(sr, hop),
+            "rms_frame_length": descriptors.rms_length(sr, hop),
             "units": {n: descriptors.UNITS[n] for n in curves},
             "curves": {n: [round(float(x), 6) for x in v] for n, v in curves.items()},
         }))

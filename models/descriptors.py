@@ -3,8 +3,9 @@
 `compute(audio, sr, hop)` returns one float32 curve per attribute with exactly
 `len(audio) // hop` frames: frame i describes the samples [i*hop, (i+1)*hop), analysed
 through a window of `frame_length(sr, hop)` samples centred on that span (zero padding
-at both ends). Any sample rate and any hop >= 32 work, so the curves land on a model's
-latent frame rate whatever its compression ratio.
+at both ends); rms through a shorter one, `rms_length(sr, hop)`, centred the same way.
+Any sample rate and any hop >= 32 work, so the curves land on a model's latent frame
+rate whatever its compression ratio.
 
 Formulas (cited per function below):
 - rms, centroid, bandwidth: librosa's definitions (`librosa.feature.rms`,
@@ -52,6 +53,11 @@ UNITS: Dict[str, str] = {
 MIN_HOP = 32
 # Analysis window: about 64 ms (a power of two), and at least two hops long.
 WINDOW_SECONDS = 0.064
+# rms reads about 20 ms (and at least two hops): a centred window reads (window - hop)/2
+# of the future, and a causal decoder learns to wait for it before it sounds an attack.
+# At 48 kHz with 256-sample frames the spectral window would read 40 ms ahead, this one
+# 8 ms. Where two hops exceed 20 ms (16 kHz, 1024-sample frames) both windows are one.
+RMS_WINDOW_SECONDS = 0.02
 # YIN settings: absolute threshold on d' (paper: 0.1) and the f0 range searched (the
 # lowest f0 is also limited by the window: sr / (n_fft / 2), 31.25 Hz at 16 kHz).
 YIN_THRESHOLD = 0.1
@@ -80,6 +86,12 @@ def next_pow2(n: float) -> int:
 def frame_length(sr: int, hop: int) -> int:
     """Analysis window in samples: ~64 ms rounded up to a power of two, >= 2 * hop."""
     return max(next_pow2(WINDOW_SECONDS * sr), next_pow2(2 * hop))
+
+
+def rms_length(sr: int, hop: int) -> int:
+    """rms window in samples: ~20 ms rounded up to a power of two, >= 2 * hop."""
+    return min(frame_length(sr, hop), max(next_pow2(RMS_WINDOW_SECONDS * sr),
+                                          next_pow2(2 * hop)))
 
 
 def check_rate(sr: int, hop: int) -> None:
@@ -111,19 +123,26 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return x
 
 
-def analysis_frames(audio: np.ndarray, sr: int, hop: int) -> Tuple[np.ndarray, int, int]:
-    """The zero-padded signal whose frames (length n_fft, step hop, no centring) are ours.
+def padding(n_fft: int, hop: int, n_frames: int, length: int) -> Tuple[int, int]:
+    """Zeros (left, right) so that window i of n_fft samples is centred on frame i."""
+    left = n_fft // 2 - hop // 2
+    right = max(0, (n_frames - 1) * hop + n_fft - left - length) if n_frames else 0
+    return left, right
+
+
+def analysis_frames(audio: np.ndarray, sr: int, hop: int,
+                    n_fft: int = 0) -> Tuple[np.ndarray, int, int]:
+    """The zero-padded signal whose frames (length n_fft, step hop, no centring) are ours
+    (n_fft: `frame_length` by default; `rms_length` for rms).
 
     Returns (padded, n_fft, n_frames). `librosa.feature.*(y=padded, n_fft=n_fft,
     hop_length=hop, center=False)[..., :n_frames]` sees exactly the frames `compute` sees.
     """
     check_rate(sr, hop)
     x = to_mono(audio)
-    n_fft = frame_length(sr, hop)
+    n_fft = n_fft or frame_length(sr, hop)
     n_frames = len(x) // hop
-    left = n_fft // 2 - hop // 2
-    right = max(0, (n_frames - 1) * hop + n_fft - left - len(x)) if n_frames else 0
-    return np.pad(x, (left, right)), n_fft, n_frames
+    return np.pad(x, padding(n_fft, hop, n_frames, len(x))), n_fft, n_frames
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,12 +335,18 @@ def compute(audio: np.ndarray, sr: int, hop: int,
     consts = loudness_constants(sr, n_fft)
     spectral = wanted & {"centroid", "bandwidth", "sharpness", "boominess"}
     view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
+    n_rms = rms_length(sr, hop)
+    if "rms" in wanted and n_rms != n_fft:
+        rms_padded = analysis_frames(audio, sr, hop, n_rms)[0]
+        rms_view = np.lib.stride_tricks.sliding_window_view(rms_padded, n_rms)[::hop][:n_frames]
+    else:
+        rms_view = view
     block = max(16, BLOCK_SAMPLES // n_fft)
     for start in range(0, n_frames, block):
         sl = slice(start, min(n_frames, start + block))
         frames = view[sl]
         if "rms" in wanted:
-            out["rms"][sl] = np.sqrt(np.mean(frames ** 2, axis=1))
+            out["rms"][sl] = np.sqrt(np.mean(rms_view[sl] ** 2, axis=1))
         if spectral:
             _spectral(frames, sr, consts, window, freqs, tuple(spectral), out, sl)
         if "f0" in wanted:

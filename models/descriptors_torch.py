@@ -1,11 +1,11 @@
 """Batched torch version of `neurorave.models.descriptors` for training.
 
 `compute_batch(audio [B, T], sr, hop, names)` returns [B, len(names), T // hop] with the
-same frames, formulas and edge-case rules as the numpy core (see its docstring for the
-citations); it agrees with `descriptors.compute` to 1e-4 (relative) and runs on the
-device the audio is on. The work is done in float64 by default (`dtype`), because the
-YIN period choice and the unvoiced-f0 hold are discrete decisions that float32 rounding
-could flip; the result has the input's floating dtype.
+same frames (rms's shorter window too), formulas and edge-case rules as the numpy core
+(see its docstring for the citations); it agrees with `descriptors.compute` to 1e-4
+(relative) and runs on the device the audio is on. The work is done in float64 by
+default (`dtype`), because the YIN period choice and the unvoiced-f0 hold are discrete
+decisions that float32 rounding could flip; the result has the input's floating dtype.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _tables(sr: int, n_fft: int, device: torch.device, dtype: torch.dtype
     return {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in consts.items()}
 
 
-def _prepare(audio: torch.Tensor, sr: int, hop: int, dtype: torch.dtype
+def _prepare(audio: torch.Tensor, sr: int, hop: int, dtype: torch.dtype, n_fft: int = 0
              ) -> Tuple[torch.Tensor, int, int]:
     core.check_rate(sr, hop)
     if audio.dim() == 1:
@@ -40,11 +40,10 @@ def _prepare(audio: torch.Tensor, sr: int, hop: int, dtype: torch.dtype
         raise ValueError(f"audio must be [B, T], got shape {tuple(audio.shape)}")
     x = audio.to(dtype)
     x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-    n_fft = core.frame_length(sr, hop)
+    n_fft = n_fft or core.frame_length(sr, hop)
     n_frames = x.shape[1] // hop
-    left = n_fft // 2 - hop // 2
-    right = max(0, (n_frames - 1) * hop + n_fft - left - x.shape[1]) if n_frames else 0
-    return torch.nn.functional.pad(x, (left, right)), n_fft, n_frames
+    return torch.nn.functional.pad(x, core.padding(n_fft, hop, n_frames, x.shape[1])), \
+        n_fft, n_frames
 
 
 def _sqrt(x: torch.Tensor) -> torch.Tensor:
@@ -157,6 +156,9 @@ def compute_batch(audio: torch.Tensor, sr: int, hop: int,
     if n_frames:
         tab = _tables(sr, n_fft, audio.device, work)
         frames_all = padded.unfold(-1, n_fft, hop)[:, :n_frames]
+        n_rms = core.rms_length(sr, hop)
+        rms_all = frames_all if n_rms == n_fft else \
+            _prepare(audio, sr, hop, work, n_rms)[0].unfold(-1, n_rms, hop)[:, :n_frames]
         spectral = wanted & {"centroid", "bandwidth", "sharpness", "boominess"}
         budget = BLOCK_ELEMENTS_CPU if audio.device.type == "cpu" else BLOCK_ELEMENTS
         block = max(1, budget // (batch * n_fft))
@@ -164,7 +166,7 @@ def compute_batch(audio: torch.Tensor, sr: int, hop: int,
             sl = slice(start, min(n_frames, start + block))
             frames = frames_all[:, sl]
             if "rms" in wanted:
-                out["rms"][:, sl] = _sqrt((frames ** 2).mean(-1))
+                out["rms"][:, sl] = _sqrt((rms_all[:, sl] ** 2).mean(-1))
             if spectral:
                 _spectral(frames, tab, spectral, out, sl)
             if "f0" in wanted:

@@ -39,6 +39,25 @@ def test_frame_i_describes_samples_i_hop_to_i_plus_1_hop(sr, hop):
         assert centre == pytest.approx(k, abs=0.02)
 
 
+def test_rms_reads_a_short_window_so_an_attack_is_not_heard_ahead():
+    # The bundled 16 kHz models (1024-sample frames): one window for every descriptor,
+    # as they were trained.
+    assert D.rms_length(16000, 1024) == D.frame_length(16000, 1024) == 2048
+    # The 48 kHz voice (256-sample frames): rms over 1024 samples, the spectra over 4096.
+    sr, hop = 48000, 256
+    assert (D.rms_length(sr, hop), D.frame_length(sr, hop)) == (1024, 4096)
+    k = 40
+    x = np.zeros(80 * hop)
+    x[k * hop:] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(x) - k * hop) / sr)
+    rms = D.compute(x, sr, hop, names=("rms",))["rms"]
+    first = int(np.flatnonzero(rms > 1e-6)[0])
+    ahead_ms = 1e3 * (k - first) * hop / sr
+    # Frame k - 2 still reads 128 samples of the attack: 10.7 ms of frames, 8 ms of audio.
+    assert first == k - 2 and ahead_ms <= 10.7
+    spectral_ahead = (D.frame_length(sr, hop) - hop) / 2 / sr * 1e3
+    assert spectral_ahead == pytest.approx(40.0)  # what rms read ahead before
+
+
 @pytest.mark.parametrize("sr,hop", [(16000, 256), (16000, 64), (48000, 512), (22050, 2048),
                                     (44100, 100)])
 def test_frames_land_on_the_latent_grid(sr, hop):
@@ -55,9 +74,11 @@ def test_rms_centroid_bandwidth_match_librosa_on_the_same_frames(sr, hop):
     x = noise(2.0, sr) + tone(330, 2.0, sr, harmonics=4)
     curves = D.compute(x, sr, hop)
     padded, n_fft, n = D.analysis_frames(x, sr, hop)
+    rms_padded, n_rms, _ = D.analysis_frames(x, sr, hop, D.rms_length(sr, hop))
     kw = dict(n_fft=n_fft, hop_length=hop, center=False)
     ref = {
-        "rms": librosa.feature.rms(y=padded, frame_length=n_fft, hop_length=hop, center=False),
+        "rms": librosa.feature.rms(y=rms_padded, frame_length=n_rms, hop_length=hop,
+                                   center=False),
         "centroid": librosa.feature.spectral_centroid(y=padded, sr=sr, **kw),
         "bandwidth": librosa.feature.spectral_bandwidth(y=padded, sr=sr, **kw),
     }
