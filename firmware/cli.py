@@ -140,6 +140,16 @@ def _hwtest(p: argparse.ArgumentParser) -> None:
                         "module, sim elsewhere)")
 
 
+def _transfer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="audio file (any rate and channel count)")
+    p.add_argument("output", help="output sound file (mono, at the input's rate)")
+    p.add_argument("--bundle", required=True, help="model bundle folder with an encoder")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="pin an attribute: a position 0..1 in its range, or a value in its "
+                        "unit (f0=220Hz); repeatable")
+    p.add_argument("--seed", type=_seed, default=0)
+
+
 COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
     "describe": ("neurorave.models.describe_command:main", 3, "descriptor curves of an audio file",
                  _describe),
@@ -155,6 +165,8 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
     "bench": ("neurorave.models.runtime.bench:main", 5, "time a bundle's inference engines",
               _bench),
     "hwtest": ("neurorave.hardware.hwtest:main", 7, "bring-up test of the panel hardware", _hwtest),
+    "transfer": ("neurorave.models.transfer_command:main", 24,
+                 "timbre and attribute transfer of a recording through a bundle", _transfer),
 }
 # `dataset` has sub-commands of its own.
 DATASET_COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
