@@ -96,6 +96,8 @@ class Daemon:
         settings = self.settings
         models = scan_models(self.models_folder)
         self.menu = Menu(settings, models)
+        # The board's encoder acceleration speeds up value edits in the menu.
+        self.menu.accelerate = self.panel.board.encoder.acceleration
         self.state_keeper.notify = self.menu.show_notice
         for text in notices:
             self.menu.show_notice(text)
@@ -200,8 +202,10 @@ class Daemon:
             if now - last["draw"] >= DRAW_MIN_S and self.menu.take_changed():
                 last["draw"] = now
                 self.screen.draw()
-            if self.window is not None and not self.window.pump():
-                break
+            if self.window is not None:
+                self.window.set_cv_labels(self.menu.cv_labels())
+                if not self.window.pump():
+                    break
             self.state_keeper.tick(now)
             if writer is not None:
                 writer.tick()

@@ -5,22 +5,76 @@ panel's event queue to `Menu.handle()` and carries out the `Action`s it returns 
 model in the worker, save the settings after a quiet interval and reconfigure the
 control mapper, capture readings for calibration); it redraws the OLED with
 `screens.draw(menu.view())` only when `menu.take_changed()` says so. The scheduler
-keeps `menu.performance` (attribute bars, status) and `menu.system_info` up to date.
+keeps `menu.performance` (`Performance.of(...)`: what plays), `menu.set_volts()` (the
+CVs) and `menu.system_info` up to date; `menu.cv_labels()` labels the virtual knobs.
 
-Gestures: turn moves the cursor or changes the value being edited; a short press
-enters or confirms; a long press goes back one level; a double press goes home (the
-performance page). From the performance page a short press opens the main menu.
+Gestures: turn moves the cursor (one row per detent) or changes the value being
+edited (faster when spun fast); a short press enters or confirms; a long press goes
+back one level; a double press goes home (the performance page). From the
+performance page a short press opens the main menu and a turn flips between the CVs
+and all the attributes.
 """
+import math
 import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT, PitchWizard
-from neurorave.firmware.controls import ATTRIBUTE_CVS, CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
+from neurorave.firmware.controls import (
+    ATTRIBUTE_CVS,
+    CV_MODES,
+    DEFAULT_CV_MODE,
+    F0_NAMES,
+    MACRO_MODES,
+)
+from neurorave.hardware.button import Acceleration
 
 MACRO_LABELS = {"random": "Random point", "snapshot": "Next snapshot", "follow_cv4": "Follow CV4"}
 # Attribute names short enough for one 21-character OLED line.
 SHORT_NAMES = {"rms": "rms", "centroid": "cen", "bandwidth": "bw", "sharpness": "shp",
                "boominess": "bom", "f0": "f0"}
+LATENT_NAME = "lat0"  # CV1 always moves latent dimension 0
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+# The f0 bar spans a piano, on a log scale: pitch is heard in octaves.
+F0_BAR_HZ = (27.5, 4186.0)
+
+
+def short_name(name: str) -> str:
+    return SHORT_NAMES.get(name, name[:4])
+
+
+def note_name(hz: float) -> str:
+    """The nearest equal-tempered note (A4 = 440 Hz), e.g. "A4", "C#3"; "-" for none."""
+    if not hz > 0 or not math.isfinite(hz):
+        return "-"
+    midi = int(round(69 + 12 * math.log2(hz / 440.0)))
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def f0_fraction(hz: float) -> float:
+    low, high = F0_BAR_HZ
+    if not hz > 0:
+        return 0.0
+    return min(max(math.log(hz / low) / math.log(high / low), 0.0), 1.0)
+
+
+def is_f0(name: str, unit: str = "") -> bool:
+    """The same test as the control mapper's for the attribute that is pitch."""
+    return name.lower() in F0_NAMES or (unit.lower() == "hz" and "f0" in name.lower())
+
+
+def value_text(value: float, unit: str = "") -> str:
+    """An attribute's value in at most 6 characters: "1.2kHz", "440Hz", "0.12"."""
+    if not math.isfinite(value):
+        return "?"
+    if unit.lower() == "hz":
+        return f"{value / 1000:.1f}kHz" if abs(value) >= 1000 else f"{value:.0f}Hz"
+    if unit.lower() == "db":
+        return f"{value:.0f}dB"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def volts_text(volts: float) -> str:
+    return f"{volts:+.1f}V"
 
 
 def _folder_name(entry: "ModelEntry") -> str:
@@ -47,6 +101,16 @@ class ModelEntry(NamedTuple):
     error: str = ""
 
 
+class Meter(NamedTuple):
+    """One row of the performance page: who, driving what, its value and a bar."""
+
+    label: str  # "1".."4" for a CV, "f0", or "" on the attributes view
+    name: str  # what it drives, abbreviated: "lat0", "cen", "-", a note "A4"
+    text: str  # its value: "+1.5V", "1.2kHz", "440Hz"
+    fraction: Optional[float] = None  # 0..1 bar; None for no bar
+    centred: bool = False  # a bipolar bar, filled from the middle (a CV's volts)
+
+
 class View(NamedTuple):
     """What a screen shows; `screens.draw()` turns it into an image."""
 
@@ -56,6 +120,8 @@ class View(NamedTuple):
     cursor: int = -1  # selected line, -1 for none
     value: Optional[float] = None  # 0..1 position of the edited value, for a bar
     message: str = ""  # a status or error line
+    meters: Tuple[Meter, ...] = ()  # the performance page's rows
+    status: str = ""  # a short state at the title's right ("playing")
 
 
 class Performance(NamedTuple):
@@ -64,6 +130,24 @@ class Performance(NamedTuple):
     model: str = ""
     bars: Tuple[Tuple[str, float], ...] = ()  # (attribute name, 0..1)
     status: str = ""  # e.g. "loading", "playing", "no model: ..."
+    values: Tuple[float, ...] = ()  # what plays, in each attribute's unit (bars' order)
+    units: Tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, model: str, values: Sequence[float], attributes: Sequence[Any],
+           status: str = "") -> "Performance":
+        """From the voice's played values and the bundle's attributes (name, min, max,
+        unit): what the scheduler hands `Menu.set_performance`."""
+        bars, kept, units = [], [], []
+        for value, a in zip(values, attributes):
+            span = max(float(a.max) - float(a.min), 1e-12)
+            fraction = min(max((float(value) - float(a.min)) / span, 0.0), 1.0)
+            # Rounded to what the screen can show: a redraw only when a pixel moves.
+            bars.append((str(a.name), round(fraction, 2)))
+            unit = str(getattr(a, "unit", "") or "")
+            kept.append(float(f"{float(value):.3g}"))
+            units.append(unit)
+        return cls(model, tuple(bars), status, tuple(kept), tuple(units))
 
 
 class _Page:
@@ -170,9 +254,8 @@ class _RangePage(_Page):
 
     def view(self, menu: "Menu") -> View:
         low, high = self._range(menu)
-        marks = (">" if self.editing == 0 else " ", ">" if self.editing == 1 else " ")
         return View("list", self.title,
-                    (f"{marks[0]}low  {low * 100:3.0f}%", f"{marks[1]}high {high * 100:3.0f}%"),
+                    (f"low  {low * 100:3.0f}%", f"high {high * 100:3.0f}%"),
                     self.editing, value=low if self.editing == 0 else high)
 
 
@@ -213,7 +296,18 @@ class _WizardPage(_Page):
 
 
 class _PerformancePage(_Page):
+    """Home. The CV view: each CV's assignment, its volts and a bar of what it drives,
+    and in pitch mode the note played; a turn shows every attribute instead."""
+
     title = "Performance"
+    VIEWS = ("cvs", "attributes")
+
+    def __init__(self) -> None:
+        self.shown = 0
+
+    def turn(self, menu: "Menu", steps: int) -> List[Action]:
+        self.shown = (self.shown + steps) % len(self.VIEWS)
+        return []
 
     def press(self, menu: "Menu") -> List[Action]:
         menu.open(menu.main_page())
@@ -221,8 +315,60 @@ class _PerformancePage(_Page):
 
     def view(self, menu: "Menu") -> View:
         p = menu.performance
-        lines = tuple(f"{name}\t{value:.3f}" for name, value in p.bars)
-        return View("performance", p.model or "no model", lines, message=menu.notice or p.status)
+        # A short state rides in the title bar; a longer one (a reason) needs the
+        # bottom line.
+        short = len(p.status) <= 8
+        meters = menu.cv_meters() if self.VIEWS[self.shown] == "cvs" else menu.attribute_meters()
+        return View("performance", p.model or "no model", (), meters=tuple(meters),
+                    message=menu.notice or ("" if short else p.status),
+                    status=p.status if short else "")
+
+
+def _assign_page(cv: str, menu: "Menu") -> _ListPage:
+    """Pick what one CV drives. An attribute another CV holds is swapped: that CV takes
+    this one's old assignment (two CVs on one attribute would fight)."""
+
+    def holder(menu: "Menu", index: Optional[int]) -> Optional[str]:
+        for other in ATTRIBUTE_CVS:
+            if other != cv and index is not None \
+                    and menu.settings["cv_assign"].get(other) == index:
+                return other
+        return None
+
+    def pick(index: Optional[int]) -> Callable[["Menu"], List[Action]]:
+        def go(menu: "Menu") -> List[Action]:
+            assign = dict(menu.settings["cv_assign"])
+            old = assign.get(cv)
+            menu.back()
+            if old == index:
+                return []
+            other = holder(menu, index)
+            assign[cv] = index
+            if other is not None:
+                assign[other] = old
+            menu.settings["cv_assign"] = assign
+            if other is not None and index is not None:
+                menu.show_notice(f"{cv.upper()} <-> {other.upper()}: "
+                                 f"{menu.attributes[index]}")
+            return [Action("settings_changed", "cv_assign")]
+        return go
+
+    def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
+        current = menu.settings["cv_assign"].get(cv)
+        out = []
+        for index in [None] + list(range(len(menu.attributes))):
+            name = "-" if index is None else menu.attributes[index]
+            other = holder(menu, index)
+            mark = "*" if index == current else " "
+            tag = f" ({other.upper()})" if other else ""
+            out.append((f"{mark}{name}{tag}", pick(index)))
+        return out
+
+    page = _ListPage(f"{cv.upper()} assign", items)
+    current = menu.settings["cv_assign"].get(cv)
+    choices = [None] + list(range(len(menu.attributes)))
+    page.cursor = choices.index(current) if current in choices else 0
+    return page
 
 
 class Menu:
@@ -235,6 +381,10 @@ class Menu:
         self.playing: Optional[str] = None  # folder name of the model that plays (daemon)
         self.system_info: List[str] = []
         self.notice = ""  # e.g. "previous copy restored"; cleared by the next gesture
+        self.volts: Tuple[float, ...] = ()  # CV1..CV4 as the panel reads them (daemon)
+        # A fast spin moves a value further; a list's cursor moves one row per detent.
+        self.accelerate = True
+        self._acceleration = Acceleration()
         self._stack: List[_Page] = [_PerformancePage()]
         self._changed = True
 
@@ -242,7 +392,10 @@ class Menu:
     def handle(self, event: Any) -> List[Action]:
         """An `EncoderStep` (has .steps) or `ButtonPress` (has .kind) from the panel."""
         if hasattr(event, "steps"):
-            return self.turn(int(event.steps))
+            steps = int(event.steps)
+            if self.accelerate and isinstance(self.page, (_ValuePage, _RangePage)):
+                steps = self._acceleration.apply(steps, int(event.t_ns))
+            return self.turn(steps)
         if hasattr(event, "kind"):
             return self.press(str(event.kind))
         return []
@@ -308,6 +461,104 @@ class Menu:
             self.performance = performance
             if isinstance(self.page, _PerformancePage):
                 self._changed = True
+
+    def set_volts(self, volts: Sequence[float]) -> None:
+        """The CVs' panel volts, for the performance page (the scheduler, every turn)."""
+        # Kept at the precision shown: ADC noise must not redraw the screen.
+        shown = tuple(round(float(v), 1) for v in volts)
+        if shown != self.volts:
+            self.volts = shown
+            if isinstance(self.page, _PerformancePage):
+                self._changed = True
+
+    # ---- what each CV drives -------------------------------------------------------
+    def _assigned(self, cv: int) -> Optional[int]:
+        """The attribute index CV `cv` (0-based, 1..3) drives, None for none."""
+        index = self.settings.get("cv_assign", {}).get(f"cv{cv + 1}")
+        if isinstance(index, int) and 0 <= index < len(self.attributes):
+            return index
+        return None
+
+    def _played(self, name: str) -> Tuple[Optional[float], Optional[float], str]:
+        """(bar fraction, value, unit) of the attribute `name` as it plays now."""
+        p = self.performance
+        for i, (bar_name, fraction) in enumerate(p.bars):
+            if bar_name == name:
+                value = p.values[i] if i < len(p.values) else None
+                unit = p.units[i] if i < len(p.units) else ""
+                if value is not None and is_f0(name, unit):
+                    fraction = f0_fraction(value)
+                return fraction, value, unit
+        return None, None, ""
+
+    def _f0_name(self) -> Optional[str]:
+        units = dict(zip((n for n, _ in self.performance.bars), self.performance.units))
+        for name in self.attributes or [n for n, _ in self.performance.bars]:
+            if is_f0(name, units.get(name, "")):
+                return name
+        return None
+
+    def cv_meters(self) -> List[Meter]:
+        """CV1..CV4: assignment, volts, and a bar of the attribute as it plays (CV1 and
+        an unassigned CV: the volts, from the middle); in pitch mode an f0 row."""
+        meters = []
+        for cv in range(CV_COUNT):
+            volts = self.volts[cv] if cv < len(self.volts) else 0.0
+            bipolar = min(max(0.5 + volts / 10.0, 0.0), 1.0)
+            index = self._assigned(cv) if cv > 0 else None
+            if cv == 0:
+                meters.append(Meter("1", LATENT_NAME, volts_text(volts), bipolar, True))
+            elif index is None:
+                meters.append(Meter(str(cv + 1), "-", volts_text(volts), bipolar, True))
+            else:
+                name = self.attributes[index]
+                fraction, _, _ = self._played(name)
+                meters.append(Meter(str(cv + 1), short_name(name), volts_text(volts),
+                                    bipolar if fraction is None else fraction,
+                                    fraction is None))
+        if self.settings.get("pitch_mode"):
+            f0 = self._f0_name()
+            if f0 is None:
+                meters.append(Meter("f0", "none", "in model"))
+            else:
+                fraction, hz, _ = self._played(f0)
+                meters.append(Meter("f0", note_name(hz) if hz is not None else "-",
+                                    value_text(hz, "Hz") if hz is not None else "",
+                                    fraction))
+        return meters
+
+    def attribute_meters(self) -> List[Meter]:
+        """Every attribute as it plays: name, value in its unit, bar (f0: a note)."""
+        p = self.performance
+        meters = []
+        for i, (name, fraction) in enumerate(p.bars):
+            value = p.values[i] if i < len(p.values) else None
+            unit = p.units[i] if i < len(p.units) else ""
+            if value is not None and is_f0(name, unit):
+                meters.append(Meter("f0", note_name(value), value_text(value, unit),
+                                    f0_fraction(value)))
+            else:
+                meters.append(Meter("", short_name(name),
+                                    value_text(value, unit) if value is not None else "",
+                                    fraction))
+        return meters
+
+    def cv_labels(self) -> List[Tuple[str, str]]:
+        """Per CV (assignment, value of what it drives) for the virtual panel's knobs:
+        ("latent 0", ""), ("centroid", "1.2kHz"), ("-", "")."""
+        labels = [("latent 0", "")]
+        for cv in range(1, CV_COUNT):
+            index = self._assigned(cv)
+            if index is None:
+                labels.append(("-", ""))
+                continue
+            name = self.attributes[index]
+            _, value, unit = self._played(name)
+            text = "" if value is None else value_text(value, unit)
+            if value is not None and is_f0(name, unit):
+                text = f"{note_name(value)} {text}"
+            labels.append((name, text))
+        return labels
 
     def set_system_info(self, lines: Sequence[str]) -> None:
         if list(lines) != self.system_info:
@@ -405,14 +656,10 @@ class Menu:
             name = names[index] if index is not None and 0 <= index < len(names) else "-"
             return f"{cv.upper()} {name}"
 
-        def cycle(cv: str) -> Callable[["Menu"], List[Action]]:
+        def choose(cv: str) -> Callable[["Menu"], List[Action]]:
             def go(menu: "Menu") -> List[Action]:
-                choices: List[Optional[int]] = [None] + list(range(len(menu.attributes)))
-                current = menu.settings["cv_assign"].get(cv)
-                nxt = choices[(choices.index(current) + 1) % len(choices)] \
-                    if current in choices else None
-                menu.settings["cv_assign"] = dict(menu.settings["cv_assign"], **{cv: nxt})
-                return [Action("settings_changed", "cv_assign")]
+                menu.open(_assign_page(cv, menu))
+                return []
             return go
 
         def toggle_mode(menu: "Menu") -> List[Action]:
@@ -424,7 +671,7 @@ class Menu:
 
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
             out: List[Tuple[str, Callable[[Menu], List[Action]]]] = [
-                (label(menu, cv), cycle(cv)) for cv in ATTRIBUTE_CVS]
+                (label(menu, cv), choose(cv)) for cv in ATTRIBUTE_CVS]
             out.append((f"Mode {menu.settings.get('cv_mode', DEFAULT_CV_MODE)}", toggle_mode))
             return out
 

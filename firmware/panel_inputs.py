@@ -32,6 +32,7 @@ class PanelInputs:
     def controls(self) -> None:
         snapshot = self.sampler.latest()
         self.voice.volts = list(snapshot.volts)
+        self.menu.set_volts(snapshot.volts)  # redraws only when the 0.1 V shown changes
         if not snapshot.ok and not self._cv_failing:
             self._cv_failing = True
             self.stats.error(f"CV: {snapshot.error}")

@@ -4,7 +4,6 @@ without a word more than once."""
 import time
 from typing import Callable
 
-from neurorave.firmware.controls import attribute_bars
 from neurorave.firmware.menu import Menu, Performance
 from neurorave.firmware.screens import draw
 from neurorave.firmware.stats import Stats
@@ -32,8 +31,8 @@ class ScreenKeeper:
         model = self.voice.model
         if model is None or model.played is None:
             return
-        bars = tuple(attribute_bars(model.played, model.bundle.attributes))
-        self.menu.set_performance(Performance(model.name, bars, self.light.state))
+        self.menu.set_performance(Performance.of(model.name, model.played,
+                                                 model.bundle.attributes, self.light.state))
 
     def draw(self) -> None:
         now = time.monotonic()

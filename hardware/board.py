@@ -16,7 +16,7 @@ and the key. Schema (all tables required; see hardware/boards/*.toml):
                a transistor stage inverts the jack; debounce_ms; mode = "edge" | "poll"
     [encoder]  pin_a, pin_b, pin_switch; switch_active_low; steps_per_detent = 1|2|4;
                reverse; long_press_ms; double_press_ms (0: no double press);
-               debounce_ms; acceleration
+               debounce_ms; acceleration (quick turns speed up value edits in the menu)
     [led]      red, green, blue (pins); active_low; pwm (GPIO.PWM where the pins have
                them; on/off on the others); pwm_hz
     [display]  chip = "ssd1306" | "sh1106"; address = 0x3C | 0x3D; width = 128;

@@ -4,7 +4,8 @@
 "double" presses:
 - long: posted as soon as the button has been held `long_ns` (the player feels it
   without letting go); its release reports nothing more.
-- double: a second press starting within `double_ns` of the first release.
+- double: a second press starting within `double_ns` of the first release (held
+  until long, it is a long press, and the first one a short).
 - short: a press released before `long_ns`, posted once `double_ns` has passed
   without a second press (at release when double presses are off, `double_ns = 0`).
 Every gesture is stamped with the time its first press began.
@@ -70,8 +71,10 @@ class ButtonGestures:
     def _timers(self, t: int) -> List[Gesture]:
         if self.pressed and not self._long_sent and t - self._press_t >= self.long_ns:
             self._long_sent = True
+            # A second press held long is no double: the first still counts, as a short.
+            first = [("short", self._first_press_t)] if self._second else []
             self._second = False
-            return [("long", self._press_t)]
+            return first + [("long", self._press_t)]
         if self._release_t is not None and t - self._release_t >= self.double_ns:
             self._release_t = None
             return [("short", self._first_press_t)]

@@ -1,8 +1,9 @@
 """The push encoder on three GPIO lines: quadrature A/B and the switch.
 
 A and B are read on every edge callback of either line, decoded by
-`QuadratureDecoder` (bounce and invalid transitions rejected, one detent one step),
-optionally accelerated, and posted as `EncoderStep(steps, t_ns)`. The switch is read
+`QuadratureDecoder` (bounce and invalid transitions rejected, one detent one step)
+and posted as `EncoderStep(steps, t_ns)`: exactly the detents turned. Acceleration is
+the menu's to apply (to values, not to a cursor), from the steps' times. The switch is read
 on its edges and every 5 ms (for the long-press timer) and turned into
 `ButtonPress(kind, t_ns)` by `ButtonGestures` ("short", "long", "double").
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, List
 
 from neurorave.hardware.board import EncoderConfig
-from neurorave.hardware.button import Acceleration, ButtonGestures
+from neurorave.hardware.button import ButtonGestures
 from neurorave.hardware.errors import HardwareError
 from neurorave.hardware.interfaces import ButtonPress, EncoderStep, EventQueue
 from neurorave.hardware.quadrature import QuadratureDecoder, state_of
@@ -33,8 +34,6 @@ class GpioEncoder:
         self._buttons = ButtonGestures(int(config.long_press_ms * ms),
                                        int(config.double_press_ms * ms),
                                        int(config.debounce_ms * ms))
-        self._acceleration: Optional[Acceleration] = (Acceleration() if config.acceleration
-                                                      else None)
         pins = (config.pin_a, config.pin_b, config.pin_switch)
         taken: List[int] = []
         watched: List[int] = []
@@ -70,8 +69,6 @@ class GpioEncoder:
         t_ns = time.monotonic_ns()
         with self._lock:
             steps = self._decoder.update(self._state())
-            if steps and self._acceleration is not None:
-                steps = self._acceleration.apply(steps, t_ns)
         if steps:
             self.events.post(EncoderStep(steps, t_ns))
 

@@ -46,7 +46,7 @@ class GateEdge(NamedTuple):
 
 
 class EncoderStep(NamedTuple):
-    """Detents turned: +1 clockwise per detent (more with acceleration), -1 anticlockwise."""
+    """Detents turned: +1 clockwise per detent, -1 anticlockwise (no acceleration)."""
 
     steps: int
     t_ns: int

@@ -79,17 +79,30 @@ def test_model_selection_loads_in_the_background_and_refuses_a_broken_one():
     assert menu.view().lines[0].startswith("*NSynth") and menu.view().lines[1][0] == " "
 
 
-def test_cv_assignment_cycles_through_attributes_and_off():
+def test_cv_assignment_picks_from_a_list_and_swaps_a_taken_attribute():
     menu = make_menu()
     go_to(menu, "CV assign")
     assert menu.view().lines == ("CV2 rms", "CV3 centroid", "CV4 bandwidth", "Mode slide")
     menu.turn(2)
-    seen = []
-    for _ in range(len(ATTRS) + 1):
-        assert menu.press() == [Action("settings_changed", "cv_assign")]
-        seen.append(menu.view().lines[2])
-    assert seen == ["CV4 sharpness", "CV4 boominess", "CV4 -", "CV4 rms", "CV4 centroid",
-                    "CV4 bandwidth"]
+    assert menu.press() == []                      # CV4's chooser, at what it drives
+    view = menu.view()
+    assert view.title == "CV4 assign" and view.lines[view.cursor] == "*bandwidth"
+    assert view.lines[:3] == (" -", " rms (CV2)", " centroid (CV3)")   # who holds what
+    menu.turn(1)
+    assert menu.press() == [Action("settings_changed", "cv_assign")]    # sharpness: free
+    assert menu.view().lines[2] == "CV4 sharpness" and menu.view().message == ""
+    menu.press()
+    menu.turn(-2)                                  # centroid, held by CV3: swapped
+    assert menu.press() == [Action("settings_changed", "cv_assign")]
+    assert menu.settings["cv_assign"] == {"cv2": 0, "cv3": 3, "cv4": 1}
+    assert menu.view().message == "CV4 <-> CV3: centroid"
+    assert menu.view().lines[:3] == ("CV2 rms", "CV3 sharpness", "CV4 centroid")
+    menu.press()
+    menu.turn(-99)                                 # "-": off, nothing to swap
+    assert menu.press() == [Action("settings_changed", "cv_assign")]
+    assert menu.settings["cv_assign"]["cv4"] is None and menu.view().message == ""
+    menu.press()
+    assert menu.press() == []                      # the same choice again: nothing
     validate_settings(menu.settings)
     menu.turn(1)                                   # the CV mode: slide <-> hold
     assert menu.press() == [Action("settings_changed", "cv_mode")]
@@ -97,6 +110,22 @@ def test_cv_assignment_cycles_through_attributes_and_off():
     validate_settings(menu.settings)
     menu.press()
     assert menu.settings["cv_mode"] == "slide"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, len(ATTRS))), max_size=20))
+def test_no_two_cvs_ever_hold_one_attribute(choices):
+    menu = make_menu()
+    for cv, choice in choices:
+        go_to(menu, "CV assign")
+        menu.turn(cv)
+        menu.press()
+        menu.turn(-99)
+        menu.turn(choice)
+        menu.press()
+        held = [i for i in menu.settings["cv_assign"].values() if i is not None]
+        assert len(held) == len(set(held))
+        validate_settings(menu.settings)
 
 
 def test_attribute_range_edits_low_then_high_and_keeps_them_ordered():
@@ -216,39 +245,142 @@ def _pixels(image):
     return np.array(image, dtype=bool)
 
 
-def test_list_screen_inverts_the_selected_line_and_scrolls():
+def test_the_cursor_looks_unlike_the_title():
     view = View("list", "Menu", tuple(MAIN), cursor=5)
     px = _pixels(screens.draw(view))
-    assert px[:11].mean() > 0.5  # inverted title bar
+    assert px[:11].mean() > 0.5  # the title: a filled bar
     first = screens.visible_window(len(MAIN), 5)
     row = 5 - first + 1
-    assert px[row * 11:(row + 1) * 11].mean() > 0.5  # the selected line is inverted
+    selected = px[row * 11:(row + 1) * 11]
+    # The cursor: an outline (lit edges, dark inside) and a '>' before the text.
+    assert selected[0].all() and selected[-1].all() and selected[:, 0].all()
+    assert selected[1:-1, 1:-1].mean() < 0.3
+    assert selected[2:9, 2:7].any()              # the marker
     other = 1 if row != 1 else 2
-    assert px[other * 11:(other + 1) * 11].mean() < 0.3
+    assert not px[other * 11:(other + 1) * 11, 0:7].any()   # no marker, no outline
     assert screens.visible_window(8, 0) == 0 and screens.visible_window(8, 7) == 4
 
 
-def test_performance_bars_are_proportional():
-    menu = make_menu()
-    menu.set_performance(Performance("NSynth", (("rms", 0.0), ("cent", 0.5), ("band", 1.0)),
-                                     "playing"))
+class _Attribute:
+    def __init__(self, name, low, high, unit=""):
+        self.name, self.min, self.max, self.unit = name, low, high, unit
+
+
+GM = [_Attribute("rms", 0.0, 0.3), _Attribute("centroid", 0.0, 4000.0, "Hz"),
+      _Attribute("bandwidth", 0.0, 2600.0, "Hz"), _Attribute("sharpness", 0.0, 2.7, "acum"),
+      _Attribute("boominess", 0.0, 14.0), _Attribute("f0", 0.0, 2667.0, "Hz")]
+
+
+def _gm_menu(pitch=False, played=(0.0, 2000.0, 2600.0, 1.0, 3.0, 220.0)):
+    settings = default_settings()
+    settings["pitch_mode"] = pitch
+    menu = Menu(settings, MODELS, [a.name for a in GM])
+    menu.set_performance(Performance.of("gm-notes", played, GM, "playing"))
+    return menu
+
+
+def _bar_fill(px, row):
+    top = screens.bar_top(row)
+    return px[top + 2: top + screens.BAR_ROW - 3, screens.BAR_X + 2:126].mean()
+
+
+def test_performance_page_shows_each_cv_its_assignment_and_value():
+    menu = _gm_menu()
+    menu.set_volts([1.5, -2.26, 0.0, 5.0])
+    meters = menu.view().meters
+    assert [(m.label, m.name, m.text) for m in meters] == [
+        ("1", "lat0", "+1.5V"), ("2", "rms", "-2.3V"), ("3", "cen", "+0.0V"),
+        ("4", "bw", "+5.0V")]
+    # CV1's bar is its volts, from the middle; CV2-4's, the attribute as it plays.
+    assert meters[0].centred and meters[0].fraction == pytest.approx(0.65)
+    assert meters[1].fraction == 0.0 and meters[2].fraction == 0.5 and meters[3].fraction == 1
     px = _pixels(screens.draw(menu.view()))
-    fills = []
-    for row in (0, 1, 2):
-        top = screens.bar_top(row)
-        band = px[top + 2: top + screens.BAR_ROW - 3, 31:126]  # inside the bar outline
-        fills.append(band.mean())
-    assert fills[0] < 0.05 and 0.4 < fills[1] < 0.6 and fills[2] > 0.95
+    assert _bar_fill(px, 1) < 0.05 and 0.4 < _bar_fill(px, 2) < 0.6 and _bar_fill(px, 3) > 0.95
+    assert menu.view().status == "playing" and menu.view().message == ""
+    # An unassigned CV says so, and shows its volts.
+    menu.settings["cv_assign"]["cv3"] = None
+    assert menu.view().meters[2][:3] == ("3", "-", "+0.0V") and menu.view().meters[2].centred
 
 
-def test_performance_page_fits_five_attributes_and_a_status():
-    bars = tuple((name, 0.5) for name in ATTRS)
-    view = Menu(default_settings(), MODELS, ATTRS)
-    view.set_performance(Performance("NSynth", bars, "playing"))
-    px = _pixels(screens.draw(view.view()))
-    fifth = screens.bar_top(4)
-    assert px[fifth + 2: fifth + screens.BAR_ROW - 3, 31:126].mean() > 0.4
-    assert px[fifth + screens.BAR_ROW:, :].any()  # the status line under the bars
+def test_pitch_mode_adds_an_f0_bar_with_the_note():
+    menu = _gm_menu(pitch=True)
+    meters = menu.view().meters
+    assert len(meters) == 5 and meters[4][:3] == ("f0", "A3", "220Hz")
+    low = menu.view().meters[4].fraction
+    menu.set_performance(Performance.of("gm-notes", (0, 0, 0, 0, 0, 880.0), GM, "playing"))
+    high = menu.view().meters[4]
+    assert high.name == "A5" and high.fraction - low == pytest.approx(2 / np.log2(4186 / 27.5))
+    px = _pixels(screens.draw(menu.view()))
+    assert _bar_fill(px, 4) > 0.3                  # drawn under the four CVs
+    # A model without f0 says so rather than showing an empty bar.
+    no_f0 = Menu(dict(default_settings(), pitch_mode=True), MODELS, ATTRS)
+    assert no_f0.view().meters[4][:3] == ("f0", "none", "in model")
+
+
+def test_a_turn_on_the_performance_page_shows_every_attribute():
+    menu = _gm_menu()
+    assert menu.turn(1) == [] and menu.depth == 0
+    meters = menu.view().meters
+    assert [(m.name, m.text) for m in meters] == [
+        ("rms", "0.00"), ("cen", "2.0kHz"), ("bw", "2.6kHz"), ("shp", "1.00"),
+        ("bom", "3.00"), ("A3", "220Hz")]
+    px = _pixels(screens.draw(menu.view()))
+    assert _bar_fill(px, 5) > 0.3                  # all six fit with the status in the title
+    menu.turn(1)
+    assert menu.view().meters[0].name == "lat0"
+
+
+def test_notes_and_values_read_short():
+    from neurorave.firmware.menu import note_name, value_text
+
+    assert [note_name(hz) for hz in (440.0, 261.63, 27.5, 4186.0, 0.0)] == [
+        "A4", "C4", "A0", "C8", "-"]
+    assert [value_text(v, u) for v, u in ((1830.0, "Hz"), (99.4, "Hz"), (0.1234, ""),
+                                          (13.8, ""), (-23.4, "dB"))] == [
+        "1.8kHz", "99Hz", "0.12", "13.8", "-23dB"]
+
+
+def test_volts_redraw_only_when_the_shown_value_changes():
+    menu = _gm_menu()
+    menu.take_changed()
+    menu.set_volts([1.51, 0.0, 0.0, 0.0])
+    assert menu.take_changed()
+    menu.set_volts([1.53, 0.01, -0.02, 0.0])          # ADC noise: the same on screen
+    assert not menu.take_changed()
+    menu.press()
+    menu.take_changed()
+    menu.set_volts([3.0, 0.0, 0.0, 0.0])
+    assert not menu.take_changed()                    # not on screen
+
+
+def test_cv_labels_for_the_virtual_knobs():
+    menu = _gm_menu()
+    menu.settings["cv_assign"] = {"cv2": 1, "cv3": 5, "cv4": None}
+    assert menu.cv_labels() == [("latent 0", ""), ("centroid", "2.0kHz"), ("f0", "A3 220Hz"),
+                                ("-", "")]
+
+
+def test_each_detent_moves_a_cursor_once_and_values_speed_up_only_when_spun():
+    menu = make_menu()
+    menu.press()
+    ms = 1_000_000
+    for i in range(5):                         # five detents 5 ms apart: a fast flick
+        menu.handle(EncoderStep(1, i * 5 * ms))
+    assert menu.view().cursor == 5
+    go_to(menu, "Output level")
+    level = menu.settings["output_level"]
+    for i in range(5):                         # slow: one step a detent
+        menu.handle(EncoderStep(-1, 10_000 * ms + i * 200 * ms))
+    assert menu.settings["output_level"] == pytest.approx(level - 5 * 0.02)
+    for i in range(5):                         # spun: further
+        menu.handle(EncoderStep(-1, 20_000 * ms + i * 5 * ms))
+    assert menu.settings["output_level"] < level - 10 * 0.02
+    menu.accelerate = False                    # the board's acceleration = false
+    menu.handle(EncoderStep(1, 30_000 * ms))
+    before = menu.settings["output_level"]
+    for i in range(5):
+        menu.handle(EncoderStep(1, 30_000 * ms + (i + 1) * 5 * ms))
+    assert menu.settings["output_level"] == pytest.approx(before + 5 * 0.02)
 
 
 def test_long_text_is_cut_to_the_width():
@@ -265,3 +397,20 @@ def test_screen_goes_through_luma_device():
     image = screens.draw(make_menu().view())
     device.display(image)
     assert np.array_equal(np.array(device.image), np.array(image))
+
+
+def test_readme_screenshots_come_from_luma(tmp_path):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "tools", "screenshots.py")
+    spec = importlib.util.spec_from_file_location("screenshots", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--out", str(tmp_path)]) == 0
+    from PIL import Image
+    names = sorted(os.listdir(tmp_path))
+    assert "performance.png" in names and "cv-assign-swapped.png" in names
+    for name in names:
+        with Image.open(tmp_path / name) as shot:
+            assert shot.size == ((460, 520) if name == "virtual-panel.png" else (512, 256))

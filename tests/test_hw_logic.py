@@ -176,3 +176,64 @@ def test_a_driver_ticker_survives_failing_calls_and_recovers():
         ticker.stop()
     assert ticker.errors == 3 and isinstance(ticker.error, OSError)
     assert len(calls) > 10  # back at its period once the calls succeed
+
+
+# ---- fast repeats: every detent and every press counted exactly once -------------------
+fast_detents = st.lists(st.tuples(st.sampled_from([1, -1]), st.lists(st.integers(0, 3),
+                                                                     max_size=4)),
+                        min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fast_detents)
+def test_fast_detents_with_repeated_reads_count_once_each(detents):
+    """Both lines' callbacks may read the same state (one edge, two reads): a state read
+    again changes nothing, and back-to-back detents give one step each."""
+    decoder = QuadratureDecoder(steps_per_detent=4, state=0b11)
+    reported = []
+    for direction, repeats in detents:
+        sequence = CW_FROM_11 if direction > 0 else CCW_FROM_11
+        again = set(repeats)
+        for i, state in enumerate(sequence):
+            reported.append(decoder.update(state))
+            if i in again:
+                reported.append(decoder.update(state))
+    assert [r for r in reported if r] == [d for d, _ in detents]
+    assert decoder.invalid == 0
+
+
+# One press: (gap since the last release, time held), both past the debounce window.
+presses = st.lists(st.tuples(st.integers(6, 400), st.integers(6, 900)), min_size=1,
+                   max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(presses, st.booleans())
+def test_fast_presses_each_count_once(timeline, doubles):
+    """However fast the presses come, each is in exactly one gesture: a short, a long,
+    or one half of a double (a short press followed by a long one is both)."""
+    double_ns = 300 * MS if doubles else 0
+    gestures = ButtonGestures(long_ns=600 * MS, double_ns=double_ns, debounce_ns=5 * MS)
+    t, out, starts = 0, [], []
+    for gap, held in timeline:
+        t += gap * MS
+        starts.append(t)
+        out += gestures.update(True, t)
+        for step in range(t + 5 * MS, t + held * MS, 5 * MS):   # the 5 ms switch poll
+            out += gestures.tick(step)
+        t += held * MS
+        out += gestures.update(False, t)
+    for step in range(t, t + 1000 * MS, 5 * MS):
+        out += gestures.tick(step)
+    counted = sum(2 if kind == "double" else 1 for kind, _ in out)
+    assert counted == len(timeline), out
+    assert [t for _, t in out] == sorted(t for _, t in out)      # in order
+    assert {t for _, t in out} <= set(starts)
+    longs = [start for kind, start in out if kind == "long"]
+    assert longs == [s for s, (_, held) in zip(starts, timeline) if held >= 600]
+
+
+def test_a_short_press_then_a_long_one_is_not_lost():
+    gestures = ButtonGestures(long_ns=600 * MS, double_ns=300 * MS, debounce_ns=5 * MS)
+    timeline = [(0, True), (100 * MS, False), (200 * MS, True), (900 * MS, False)]
+    assert _feed(gestures, timeline, 1500 * MS) == [("short", 0), ("long", 200 * MS)]

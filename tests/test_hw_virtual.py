@@ -151,7 +151,9 @@ def test_window_with_mouse_and_keys(panel, monkeypatch):
         for event in [
             pygame.event.Event(key, key=pygame.K_2, mod=0),
             pygame.event.Event(key, key=pygame.K_UP, mod=pygame.KMOD_SHIFT),
+            pygame.event.Event(pygame.KEYUP, key=pygame.K_UP, mod=pygame.KMOD_SHIFT),
             pygame.event.Event(key, key=pygame.K_UP, mod=0),
+            pygame.event.Event(pygame.KEYUP, key=pygame.K_UP, mod=0),
             pygame.event.Event(key, key=pygame.K_z, mod=0),
             pygame.event.Event(key, key=pygame.K_RIGHT, mod=0),
             pygame.event.Event(key, key=pygame.K_SPACE, mod=0),
@@ -191,3 +193,110 @@ def test_window_with_mouse_and_keys(panel, monkeypatch):
         assert window.frames >= 2
     finally:
         window.close()
+
+
+@pytest.fixture()
+def window(panel, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    pytest.importorskip("pygame")
+    from neurorave.hardware.sim.window import PanelWindow
+
+    window = PanelWindow(panel)
+    yield window
+    window.close()
+
+
+def _press(pygame, key, copies=1, mod=0):
+    """One press as a desktop may deliver it: KEYDOWN (`copies` times: an input method
+    or SDL3's sdl2-compat doubles it), then KEYUP."""
+    return ([pygame.event.Event(pygame.KEYDOWN, key=key, mod=mod)] * copies
+            + [pygame.event.Event(pygame.KEYUP, key=key, mod=mod)])
+
+
+@pytest.mark.parametrize("copies", [1, 2, 3])
+def test_fifteen_fast_presses_of_up_move_a_cv_by_exactly_1_5_volts(window, panel, copies):
+    import pygame
+
+    for event in _press(pygame, pygame.K_3):
+        pygame.event.post(event)
+    for _ in range(15):                  # all inside one frame: as fast as can be
+        for event in _press(pygame, pygame.K_UP, copies):
+            pygame.event.post(event)
+    window.pump()
+    assert panel.cvs.read_volts()[2] == pytest.approx(1.5)
+    for _ in range(15):                  # one press a frame, shift: 1 V each
+        for event in _press(pygame, pygame.K_DOWN, copies, pygame.KMOD_SHIFT):
+            pygame.event.post(event)
+        window.pump()
+    assert panel.cvs.read_volts()[2] == pytest.approx(-5.0)   # clamped at the knob's end
+
+
+def test_random_duplicates_never_add_a_press(window, panel):
+    import random
+
+    import pygame
+
+    rng = random.Random(24)
+    for trial in range(40):
+        panel.cvs.set_volts(0, 0.0)
+        panel.events.drain()
+        ups, rights = rng.randint(1, 20), rng.randint(1, 20)
+        events = []
+        for key, count in ((pygame.K_UP, ups), (pygame.K_RIGHT, rights)):
+            for _ in range(count):
+                down = [pygame.event.Event(pygame.KEYDOWN, key=key, mod=0)] * rng.randint(1, 3)
+                up = [pygame.event.Event(pygame.KEYUP, key=key, mod=0)] * rng.randint(1, 2)
+                events += down + up
+        for event in events:
+            pygame.event.post(event)
+        window.pump()
+        assert panel.cvs.read_volts()[0] == pytest.approx(min(0.1 * ups, 5.0)), trial
+        steps = [e.steps for e in panel.events.drain() if isinstance(e, EncoderStep)]
+        assert steps == [1] * rights, trial
+
+
+def test_fast_pushes_each_count_once(window, panel):
+    import pygame
+
+    for _ in range(5):
+        for event in _press(pygame, pygame.K_SPACE, copies=2):
+            pygame.event.post(event)
+    window.pump()
+    time.sleep(0.35)                     # past the double-press window
+    window.pump()
+    kinds = [e.kind for e in panel.events.drain() if isinstance(e, ButtonPress)]
+    assert kinds == ["double", "double", "short"]     # 2 + 2 + 1 presses
+
+
+def test_losing_the_focus_lets_go_of_held_keys(window, panel):
+    import pygame
+
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_z, mod=0))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_UP, mod=0))
+    window.pump()
+    assert panel.gates.levels()[0]
+    pygame.event.post(pygame.event.Event(pygame.WINDOWFOCUSLOST))
+    window.pump()
+    assert not panel.gates.levels()[0]
+    # Back in focus, the next press counts (it is not taken for a repeat).
+    for event in _press(pygame, pygame.K_UP):
+        pygame.event.post(event)
+    window.pump()
+    assert panel.cvs.read_volts()[0] == pytest.approx(0.2)
+
+
+def test_knobs_show_what_they_drive(window, panel):
+    from neurorave.hardware.sim.panel_view import render
+
+    plain = render(panel, 0)
+    labelled = render(panel, 0, labels=[("latent 0", ""), ("centroid", "1.8kHz"),
+                                         ("f0", "A3 220Hz"), ("-", "")])
+    x, y = window.layout.knobs[1]
+    r = window.layout.knob_radius
+    box = (x - 50, y + r + 18, x + 50, y + r + 46)
+    assert plain.crop(box).getbbox() is None or \
+        plain.crop(box).convert("L").getextrema()[1] < 60
+    assert labelled.crop(box).convert("L").getextrema()[1] > 100
+    window.set_cv_labels([("latent 0", ""), ("centroid", "1.8kHz")])
+    window.draw()
+    assert window.cv_labels[1] == ("centroid", "1.8kHz")

@@ -6,7 +6,7 @@ saves it. `PanelLayout` holds where each control is, for the window's mouse.
 from __future__ import annotations
 
 import math
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -17,6 +17,7 @@ KNOB = (90, 90, 100)
 GATE_ON = (255, 60, 40)
 GATE_OFF = (60, 30, 30)
 SELECTED = (255, 210, 90)
+ASSIGNED = (140, 200, 255)  # what a knob drives: the OLED's colour
 NEAREST = 0   # PIL's nearest-neighbour resampling (Image.Resampling is Pillow 9.1+)
 
 KEY_HELP = [
@@ -53,8 +54,15 @@ def _font() -> Any:
     return ImageFont.load_default()
 
 
-def render(panel: Any, selected_cv: Optional[int] = 0, now: Optional[float] = None) -> Any:
-    """An RGB image of the panel's current state (virtual panel only)."""
+def _centred(draw: Any, x: int, y: int, text: str, fill: Any, font: Any) -> None:
+    width = draw.textlength(text, font=font) if hasattr(draw, "textlength") else 6 * len(text)
+    draw.text((x - width / 2, y), text, fill=fill, font=font)
+
+
+def render(panel: Any, selected_cv: Optional[int] = 0, now: Optional[float] = None,
+           labels: Sequence[Tuple[str, str]] = ()) -> Any:
+    """An RGB image of the panel's current state (virtual panel only). `labels`: per
+    CV, what it drives and that value's text (the daemon's menu says)."""
     frame = panel.display.frame()
     size = panel.display.size
     lay = layout(len(panel.cvs.names), len(panel.gates.names), size)
@@ -82,8 +90,13 @@ def render(panel: Any, selected_cv: Optional[int] = 0, now: Optional[float] = No
         angle = math.radians(-135 + 270 * span)
         draw.line((x, y, x + 0.8 * r * math.sin(angle), y - 0.8 * r * math.cos(angle)),
                   fill=(255, 255, 255), width=3)
-        draw.text((x - 14, y - r - 16), name, fill=PANEL_TEXT, font=font)
-        draw.text((x - 22, y + r + 6), f"{volts[i]:+.2f} V", fill=PANEL_TEXT, font=font)
+        drives, value = labels[i] if i < len(labels) else ("", "")
+        _centred(draw, x, y - r - 16, name, PANEL_TEXT, font)
+        _centred(draw, x, y + r + 6, f"{volts[i]:+.2f} V", PANEL_TEXT, font)
+        if drives:
+            _centred(draw, x, y + r + 20, drives, ASSIGNED, font)
+        if value:
+            _centred(draw, x, y + r + 32, value, ASSIGNED, font)
 
     for (x, y), name, level in zip(lay.gates, panel.gates.names, panel.gates.levels()):
         r = lay.gate_radius

@@ -16,13 +16,18 @@ on macOS): the daemon calls it from its main-thread loop about 30 times a second
     space, enter   push the encoder (or click it); hold for a long press
     esc            quit
 
+Each key acts once per press, on its way down: a KEYDOWN for a key already down is
+dropped. Some desktops deliver one press as two KEYDOWNs (SDL with an input method
+such as IBus, fcitx or uim on X11; SDL3's sdl2-compat): each press moved a CV twice.
+Losing the focus lets go of every key held (no KEYUP comes for those).
+
 With SDL_VIDEODRIVER=dummy it runs without a screen (the tests do).
 """
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Set, Tuple
 
 from neurorave.hardware.sim.panel_view import layout, render
 
@@ -46,7 +51,8 @@ class PanelWindow:
         self.selected = 0
         self._dragging: Optional[int] = None
         self._mouse_gate: Optional[int] = None
-        self._keys_held: Dict[int, bool] = {}
+        self._keys_held: Set[int] = set()
+        self.cv_labels: List[Tuple[str, str]] = []
         pygame.display.init()
         pygame.font.init()
         self.layout = layout(len(panel.cvs.names), len(panel.gates.names), panel.display.size)
@@ -73,13 +79,33 @@ class PanelWindow:
                 return i
         return None
 
+    def set_cv_labels(self, labels: Sequence[Tuple[str, str]]) -> None:
+        """Per knob (what it drives, that value's text), drawn with the knob."""
+        self.cv_labels = [(str(a), str(b)) for a, b in labels]
+
+    def _let_go(self) -> None:
+        """Release what the held keys hold: their KEYUPs went to another window."""
+        pg = self.pygame
+        for key in sorted(self._keys_held):
+            self.handle(pg.event.Event(pg.KEYUP, key=key, mod=0))
+        self._keys_held.clear()
+
     def handle(self, event: Any) -> None:
         pg = self.pygame
         panel = self.panel
         if event.type == pg.QUIT:
             self.open = False
+        elif event.type == getattr(pg, "WINDOWFOCUSLOST", None):
+            self._let_go()
         elif event.type in (pg.KEYDOWN, pg.KEYUP):
             down = event.type == pg.KEYDOWN
+            # One action per press: only the key's up -> down change counts.
+            if down == (event.key in self._keys_held):
+                return
+            if down:
+                self._keys_held.add(event.key)
+            else:
+                self._keys_held.discard(event.key)
             name = pg.key.name(event.key)
             if down and event.key == pg.K_ESCAPE:
                 self.open = False
@@ -124,7 +150,7 @@ class PanelWindow:
 
     # --- the frame -------------------------------------------------------------------
     def draw(self) -> None:
-        image = render(self.panel, self.selected)
+        image = render(self.panel, self.selected, labels=self.cv_labels)
         # frombytes is pygame 2.1.3+; fromstring is its older name.
         convert = getattr(self.pygame.image, "frombytes", None) or self.pygame.image.fromstring
         surface = convert(image.tobytes(), image.size, "RGB")
