@@ -1,9 +1,11 @@
 """`neurorave run`: the instrument. One process, the thread model of DESIGN.md.
 
-- main thread: an asyncio loop, ticking every few milliseconds: newest CV readings and
-  gate edges to the voice, encoder gestures to the menu, the OLED redrawn only when
-  the menu changed (at most 30 fps), the LED, settings saved after a quiet interval,
-  stats, the systemd watchdog, the patch player or the window on the virtual board;
+- main thread: an asyncio loop, ticking every few milliseconds: newest CV readings to
+  the voice (gate edges reach it straight from the thread that saw them), encoder
+  gestures to the menu, the OLED redrawn only when the menu changed (at most 30 fps),
+  the LED, settings saved after a quiet interval, stats, the systemd watchdog, the
+  window on the virtual board (a patch plays on a thread of its own, each edge at its
+  time, as the jacks would);
 - a worker thread loads models (the old model keeps playing meanwhile);
 - the voice thread renders one latent frame ahead into the ring (`voice.py`);
 - the audio consumer only copies from the ring into the device (`audio_out.py`).
@@ -22,6 +24,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, List, Optional, Tuple
 
@@ -40,6 +43,7 @@ from neurorave.firmware.stats import Stats, StatsWriter
 from neurorave.firmware.status_light import StatusLight
 from neurorave.firmware.system_report import SystemReport
 from neurorave.firmware.voice import Voice, VoiceModel
+from neurorave.hardware.sim.player import run_in_thread
 from neurorave.models.runtime.engines import preload_libraries
 
 DEVICE_RATE = 48000
@@ -113,6 +117,9 @@ class Daemon:
                                   self._make_model)
         self.actions = MenuActions(self.state_keeper, self.voice, self.menu, self.loader,
                                    self.light)
+        # Gate edges reach the voice from the thread that saw them, not at the next
+        # scheduler turn (up to TICK_S later).
+        self.panel.events.set_gate_sink(self.voice.post_gate)
         self.inputs = PanelInputs(self.panel, self.sampler, self.voice, self.menu,
                                   self.actions, self.stats, self.log)
         self.screen = ScreenKeeper(self.panel.display, self.menu, self.voice, self.light,
@@ -180,13 +187,13 @@ class Daemon:
         notifier = _notifier()
         notifier("READY=1")
         start = time.monotonic()
-        if self.player is not None:  # patch time 0 is now: its edges carry true times
+        player_stop = threading.Event()
+        if self.player is not None:  # patch time 0 is now; its edges come at their time
             self.player.start_ns = int(start * 1e9)
+            run_in_thread(self.player, player_stop, CV_PERIOD_S)
         last = {"draw": 0.0, "bars": 0.0, "info": 0.0}
         while not self._stop.is_set():
             now = time.monotonic()
-            if self.player is not None:
-                self.player.advance(now - start)
             tick = getattr(self.panel.encoder, "tick", None)
             if tick is not None:
                 tick()
@@ -217,6 +224,7 @@ class Daemon:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         notifier("STOPPING=1")
+        player_stop.set()
         self._shutdown(writer)
         return 0
 

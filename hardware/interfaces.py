@@ -78,13 +78,25 @@ class EventQueue:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._listener: Optional[Callable[[], Any]] = None
+        self._gate_sink: Optional[Callable[[int, bool, int], Any]] = None
         self.dropped = 0
 
     def set_listener(self, listener: Optional[Callable[[], Any]]) -> None:
         """Called (from the posting thread) after every post; keep it tiny."""
         self._listener = listener
 
+    def set_gate_sink(self, sink: Optional[Callable[[int, bool, int], Any]]) -> None:
+        """Gate edges go straight to `sink(gate, rising, t_ns)`, called from the posting
+        thread, instead of waiting in the queue for the next drain: a gate is timing,
+        and the drain's period (a scheduler turn, 5 ms) would be added to every one.
+        The sink must be tiny and thread-safe."""
+        self._gate_sink = sink
+
     def post(self, event: Event) -> None:
+        sink = self._gate_sink
+        if sink is not None and isinstance(event, GateEdge):
+            sink(event.gate, event.rising, event.t_ns)
+            return
         with self._lock:
             if len(self._items) >= self._maxsize:
                 self._items.popleft()

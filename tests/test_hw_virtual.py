@@ -1,5 +1,6 @@
 """The virtual panel: patch player, headless frames vs. a reference image, pygame window."""
 import os
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from neurorave.hardware.panel import open_panel
 from neurorave.hardware.patch import parse_patch
 from neurorave.hardware.sim.headless import FrameRecorder, save_panel
 from neurorave.hardware.sim.headless import main as headless_main
-from neurorave.hardware.sim.player import PatchPlayer, play
+from neurorave.hardware.sim.player import PatchPlayer, play, run_in_thread
 from neurorave.hardware.testpattern import test_pattern as make_test_pattern
 from PIL import Image, ImageChops
 
@@ -67,6 +68,44 @@ def test_player_drives_the_twins_with_patch_timing(panel):
     assert ButtonPress("long", 1_400_000_000) in events
     assert GateEdge(1, True, 1_300_000_000) in events and GateEdge(1, False, 1_400_000_000) \
         in events
+
+
+def test_gate_edges_reach_a_sink_from_the_posting_thread_and_the_rest_queues(panel):
+    """With a gate sink (the daemon's voice), edges skip the queue the scheduler drains
+    every turn; turns and presses still queue for the menu."""
+    got = []
+    panel.events.set_gate_sink(lambda gate, rising, t_ns: got.append(
+        (gate, rising, t_ns, threading.get_ident())))
+    patch = parse_patch(tomllib.loads(PATCH), "p.toml")
+    player = PatchPlayer(patch, panel, start_ns=1_000_000_000)
+    for step in range(0, 51):
+        player.advance(step * 0.01)
+    queued = panel.events.drain()
+    assert not any(isinstance(e, GateEdge) for e in queued)
+    assert EncoderStep(2, 1_200_000_000) in queued and ButtonPress("long", 1_400_000_000) \
+        in queued
+    assert [(g, r, t) for g, r, t, _ in got if g == 0][:3] == [
+        (0, True, 1_000_000_000), (0, False, 1_125_000_000), (0, True, 1_250_000_000)]
+    assert {who for *_, who in got} == {threading.get_ident()}
+
+
+def test_a_player_thread_posts_each_edge_at_its_own_time(panel):
+    """On its own thread the player wakes for each edge, not at the next CV step: edges
+    arrive within a few ms of their patch time even with 50 ms CV steps."""
+    seen = []
+    panel.events.set_gate_sink(lambda gate, rising, t_ns: seen.append(
+        (gate, rising, t_ns, time.monotonic_ns())))
+    patch = parse_patch(tomllib.loads("[gate.1]\nclock = 8.0\n"), "p.toml")
+    player = PatchPlayer(patch, panel)
+    stop = threading.Event()
+    thread = run_in_thread(player, stop, cv_period_s=0.05)
+    time.sleep(0.6)
+    stop.set()
+    thread.join(1.0)
+    rises = [(t_ns, at) for g, r, t_ns, at in seen if r]
+    assert len(rises) >= 4
+    late_ms = sorted((at - t_ns) / 1e6 for t_ns, at in rises)
+    assert late_ms[0] >= 0 and late_ms[len(late_ms) // 2] < 10  # a 50 ms step: up to 50
 
 
 def test_headless_test_pattern_matches_the_reference(panel, tmp_path):

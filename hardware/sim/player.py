@@ -8,6 +8,7 @@ headless mode calls it from its own loop; `play` runs it on its own).
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -43,6 +44,28 @@ class PatchPlayer:
                 self.panel.encoder.press(event.value, t_ns)
             self.events_played += 1
         self.t = t
+
+
+def run_in_thread(player: PatchPlayer, stop: threading.Event,
+                  cv_period_s: float = 0.005) -> threading.Thread:
+    """Play the patch on a thread of its own, as the panel's jacks would: CVs every
+    `cv_period_s`, and each gate edge, turn or press woken for at its own time (within
+    the sleep's jitter), not at the next step of whoever polls."""
+    begin = (player.start_ns) / 1e9
+
+    def clock() -> None:
+        while not stop.is_set():
+            t = time.monotonic() - begin
+            player.advance(t)
+            upcoming = player.patch.events(t, t + cv_period_s)
+            wake = upcoming[0].t if upcoming else t + cv_period_s
+            delay = begin + wake - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+
+    thread = threading.Thread(target=clock, name="patch-player", daemon=True)
+    thread.start()
+    return thread
 
 
 def play(player: PatchPlayer, seconds: float, step_s: float = 0.01,
