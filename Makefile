@@ -28,7 +28,7 @@ BUNDLE ?=
 DEPLOY_ARGS ?=
 PRETRAINED_ARGS ?=
 
-.PHONY: run test lint check-python bench deploy pretrained clean
+.PHONY: run test lint check-python bench deploy pretrained examples clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "neurorave: Python 3.8 or later is needed")'
@@ -60,6 +60,10 @@ lint: $(VENV)/.test-deps
 
 test: $(VENV)/.test-deps lint
 	$(PY) -m pytest
+
+# Every example patch rendered to build/examples/NAME.wav (examples/patches/).
+examples: $(VENV)/.run-deps
+	NEURORAVE=$(VENV)/bin/neurorave tools/render-examples.sh
 
 # Copy this checkout to a Jetson over ssh and install the service there.
 deploy:

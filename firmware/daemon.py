@@ -34,7 +34,12 @@ from neurorave.firmware.controls import CV_COUNT, DEFAULT_CV_RANGES, ControlSett
 from neurorave.firmware.error_lines import ErrorLines
 from neurorave.firmware.menu import Menu
 from neurorave.firmware.menu_actions import MenuActions
-from neurorave.firmware.model_loading import ModelLoader, default_models_folder, scan_models
+from neurorave.firmware.model_loading import (
+    DEFAULT_MODEL,
+    ModelLoader,
+    default_models_folder,
+    scan_models,
+)
 from neurorave.firmware.panel_inputs import PanelInputs
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.screen_keeper import ScreenKeeper
@@ -90,15 +95,16 @@ class Daemon:
 
         self.state_keeper = StateKeeper(self.state_dir, self.log, self.stats)
         notices = self.state_keeper.load()
+        models = scan_models(self.models_folder)
+        patch = self._patch(models)  # a bad [settings] is one line before the panel opens
         if self.panel is None:
             self.panel = open_panel(load_board(self.board_name))
-        self.player = self._patch_player()
+        self.player = self._patch_player(patch)
         self.window = self._window()
         # About 200 Hz, as the real ADC reads four channels anyway; a virtual twin would
         # otherwise be read (and the GIL taken) every 2 ms.
         self.sampler = CvSampler(self.panel.cvs, period_s=CV_PERIOD_S)  # starts at once
         settings = self.settings
-        models = scan_models(self.models_folder)
         self.menu = Menu(settings, models)
         # The board's encoder acceleration speeds up value edits in the menu.
         self.menu.accelerate = self.panel.board.encoder.acceleration
@@ -127,13 +133,28 @@ class Daemon:
         self.report = SystemReport(self.voice, self.audio.output, self.menu, self.light,
                                    self.stats, self.log, lambda: self.screen.frames_drawn)
 
-    def _patch_player(self):
+    def _patch(self, models):
+        """The patch to play, its [settings] over the loaded ones for this run only."""
         if self.patch_path is None:
             return None
+        from neurorave.firmware.patch_settings import for_run, overrides
         from neurorave.hardware.patch import load_patch
+
+        patch = load_patch(self.patch_path)
+        if overrides(patch):
+            state = self.state_keeper
+            state.settings, state.calibration = for_run(
+                patch, state.settings, state.calibration, models, DEFAULT_MODEL,
+                self.models_folder)
+            state.saving = False  # a demo never overwrites the player's files
+        return patch
+
+    def _patch_player(self, patch):
+        if patch is None:
+            return None
         from neurorave.hardware.sim.player import PatchPlayer
 
-        return PatchPlayer(load_patch(self.patch_path), self.panel)
+        return PatchPlayer(patch, self.panel)
 
     def _window(self):
         if not self.panel.virtual or self.headless:
@@ -276,9 +297,11 @@ def main(args: Any) -> int:
 
     seconds = args.seconds
     if args.patch is not None:
+        from neurorave.firmware.patch_settings import read
         from neurorave.hardware.patch import load_patch
 
         patch = load_patch(args.patch)  # a bad patch is one line before anything starts
+        read(patch)
         if seconds is None:
             seconds = patch.seconds  # the patch says how long it lasts
     daemon = Daemon(args.board or default_board(), args.models, args.audio_device,

@@ -28,6 +28,9 @@ class StateKeeper:
         self.calibration = CVCalibration()
         self._saved_settings: Dict[str, Any] = {}  # as the file holds them
         self._dirty_at: Optional[float] = None
+        # Off for a run whose settings a patch gave: a demo never overwrites the
+        # player's files.
+        self.saving = True
 
     def load(self) -> List[str]:
         """Read both files; the notices to show for those that were damaged."""
@@ -63,7 +66,7 @@ class StateKeeper:
         """Write the settings if they differ from the file: an unchanged (or unread)
         file is left as it is."""
         self._dirty_at = None
-        if self.settings == self._saved_settings:
+        if not self.saving or self.settings == self._saved_settings:
             return
         try:
             self._kept_aside(self.settings_store, self.settings_store.save(self.settings))
@@ -75,6 +78,8 @@ class StateKeeper:
 
     def save_calibration(self, calibration: CVCalibration) -> None:
         self.calibration = calibration
+        if not self.saving:
+            return
         try:
             self._kept_aside(self.calibration_store,
                              self.calibration_store.save(calibration.to_state()))

@@ -13,6 +13,10 @@ knobs in volts, gates and the encoder; it knows nothing of what they mean. Forma
     rate = 0.25                     # Hz (ramp: rises once over 1 / rate seconds, then holds)
     range = [-2.0, 3.0]             # volts at the start and at the top of the wave
     phase = 0.0                     # optional, in cycles (0..1)
+    [cv.4]
+    steps = [0.0, 0.25, 0.5833]     # ... or a step sequence: these volts one after another
+    rate = 2.0                      # steps per second
+    loop = true                     # optional: start again after the last (else hold it)
 
     [gate.1]
     clock = 2.0                     # a clock in Hz ...
@@ -29,6 +33,9 @@ knobs in volts, gates and the encoder; it knows nothing of what they mean. Forma
     [[encoder.press]]               # push-button gestures: short, long or double
     at = 2.0
     kind = "short"
+
+    [settings]                      # carried as it is: what the menu would set, read by
+    cv_mode = "hold"                # the firmware (neurorave.firmware.patch_settings)
 
 Sine: range[0] + (range[1] - range[0]) * (1 - cos(2 pi p)) / 2 with p = rate * t +
 phase, so every wave starts at range[0]; triangle, saw and square rise from range[0]
@@ -64,15 +71,21 @@ def _wave(shape: str, p: float) -> float:
 
 
 class CvSource(NamedTuple):
-    shape: str                      # "constant" or one of SHAPES
+    shape: str                      # "constant", "steps" or one of SHAPES
     low: float
     high: float
     rate: float
     phase: float
+    steps: Tuple[float, ...] = ()   # "steps": the volts, one per 1 / rate seconds
+    loop: bool = True
 
     def volts(self, t: float) -> float:
         if self.shape == "constant":
             return self.low
+        if self.shape == "steps":
+            # The epsilon keeps a step boundary (0.5 s at 2 Hz) on the step it starts.
+            k = max(0, int(math.floor(self.rate * t + 1e-9)))
+            return self.steps[k % len(self.steps) if self.loop else min(k, len(self.steps) - 1)]
         return self.low + (self.high - self.low) * _wave(self.shape, self.rate * t + self.phase)
 
 
@@ -124,13 +137,17 @@ class PatchEvent(NamedTuple):
 class Patch:
     def __init__(self, source: str, seconds: Optional[float], cvs: Dict[int, CvSource],
                  gates: Dict[int, GateSource], turns: Sequence[Tuple[float, int]],
-                 presses: Sequence[Tuple[float, str]]) -> None:
+                 presses: Sequence[Tuple[float, str]],
+                 settings: Optional[Dict[str, Any]] = None) -> None:
         self.source = source
         self.seconds = seconds
         self.cvs = cvs            # 0-based CV index -> source
         self.gates = gates        # 0-based gate index -> source
         self.turns = sorted(turns)
         self.presses = sorted(presses)
+        # The [settings] table as TOML gave it (plain values): what it means is the
+        # firmware's to read; empty when the patch has none.
+        self.settings: Dict[str, Any] = dict(settings or {})
 
     def cv_volts(self, index: int, t: float) -> Optional[float]:
         """Volts at CV `index` (0-based) at time t, or None where the patch leaves it."""
@@ -190,12 +207,13 @@ def _cv(t: Table) -> CvSource:
         volts = _volts(t, t.take("volts", float), t.key("volts"))
         t.finish()
         return CvSource("constant", volts, volts, 0.0, 0.0)
+    if t.has("steps"):
+        return _steps(t)
     if not t.has("shape"):
-        raise t.fail(t.where, "needs volts = V or shape = one of " + ", ".join(SHAPES))
+        raise t.fail(t.where, "needs volts = V or shape = one of " + ", ".join(SHAPES)
+                     + " (or steps = [V, ...])")
     shape = t.take("shape", str, choices=SHAPES)
-    rate = t.take("rate", float, minimum=0.0)
-    if rate <= 0 or rate > 1000:
-        raise t.fail(t.key("rate"), f"{rate} Hz: must be above 0 and at most 1000")
+    rate = _rate(t)
     span = t.take("range", list)
     if len(span) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                  and math.isfinite(v) for v in span):
@@ -205,6 +223,30 @@ def _cv(t: Table) -> CvSource:
     phase = t.take("phase", float, 0.0, minimum=0.0, maximum=1.0)
     t.finish()
     return CvSource(shape, low, high, rate, phase)
+
+
+def _rate(t: Table) -> float:
+    rate = t.take("rate", float, minimum=0.0)
+    if rate <= 0 or rate > 1000:
+        raise t.fail(t.key("rate"), f"{rate} Hz: must be above 0 and at most 1000")
+    return rate
+
+
+def _steps(t: Table) -> CvSource:
+    values = t.take("steps", list)
+    if not values:
+        raise t.fail(t.key("steps"), "needs at least one value in volts")
+    steps: List[float] = []
+    for i, value in enumerate(values):
+        key = f"{t.key('steps')}[{i}]"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise t.fail(key, f"{value!r}: must be a number of volts")
+        steps.append(_volts(t, float(value), key))
+    rate = _rate(t)
+    loop = t.take("loop", bool, True)
+    t.finish()
+    return CvSource("steps", min(steps), max(steps), rate, 0.0, tuple(steps), loop)
 
 
 def _gate(t: Table) -> GateSource:
@@ -269,5 +311,7 @@ def parse_patch(data: Dict[str, Any], source: str) -> Patch:
                             press.take("kind", str, "short", choices=BUTTON_KINDS)))
             press.finish()
         encoder.finish()
+    settings = top.table("settings", required=False)
     top.finish()
-    return Patch(source, seconds, cvs, gates, turns, presses)
+    return Patch(source, seconds, cvs, gates, turns, presses,
+                 settings.data if settings is not None else None)

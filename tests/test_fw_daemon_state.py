@@ -252,3 +252,29 @@ def test_the_daemons_lines_survive_a_device_rescan():
     assert rescans == 10
     got = [line for line in child.stderr.splitlines() if " line " in line]
     assert got == [f"neurorave run: line {i}" for i in range(sent)]
+
+
+def test_a_patch_with_settings_plays_them_and_never_writes_the_players_files(tmp_path,
+                                                                             models):
+    """The virtual board honours a patch's [settings] (here: model b, a lower output
+    level) for that run only: the player's own settings file stays as it was, even when
+    the encoder in the same patch changes a setting."""
+    state = _state(tmp_path, {"model": "a", "output_level": 0.7})
+    before = _snapshot(state)
+    patch = '[settings]\nmodel = "b"\noutput_level = 0.4\n' + CHOOSE_B
+    result = _run(tmp_path, models, state, patch, seconds=3.5)
+    assert result.returncode == 0, result.stderr
+    playing = _lines(result.stderr, "playing ")
+    assert playing and playing[0].split("playing ")[1].startswith("b:"), result.stderr
+    # The encoder then chose a model again (b, one below a), and the patch's settings
+    # differ from the file's anyway: each would be written at exit. Nothing was.
+    assert len(playing) == 2, result.stderr
+    assert _snapshot(state) == before
+
+
+def test_a_bad_patch_setting_is_one_line_before_anything_starts(tmp_path, models):
+    state = _state(tmp_path)
+    result = _run(tmp_path, models, state, '[settings]\nmacro_mode = "randm"\n')
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "macro_mode" in lines[0] and "Traceback" not in result.stderr
