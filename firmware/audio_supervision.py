@@ -23,7 +23,7 @@ class AudioSupervision:
 
     def _event(self, text: str) -> None:
         self.log(f"audio: {text}")
-        if not text.startswith("audio playing"):
+        if not text.startswith(("audio playing", "audio device back")):  # good news
             self.stats.error(f"audio: {text}")
 
     def start(self) -> None:

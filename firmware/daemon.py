@@ -129,7 +129,7 @@ class Daemon:
         self.inputs = PanelInputs(self.panel, self.sampler, self.voice, self.menu,
                                   self.actions, self.stats, self.log)
         self.screen = ScreenKeeper(self.panel.display, self.menu, self.voice, self.light,
-                                   self.stats, self.log)
+                                   self.stats, self.log, self.audio.output.status_line)
         self.report = SystemReport(self.voice, self.audio.output, self.menu, self.light,
                                    self.stats, self.log, lambda: self.screen.frames_drawn)
 

@@ -15,8 +15,9 @@ RETRY_S = 1.0
 
 class ScreenKeeper:
     def __init__(self, display, menu: Menu, voice: Voice, light: StatusLight, stats: Stats,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], audio_status: Callable[[], str] = lambda: ""):
         self.display = display
+        self.audio_status = audio_status  # "" while the audio plays
         self.menu = menu
         self.voice = voice
         self.light = light
@@ -31,8 +32,10 @@ class ScreenKeeper:
         model = self.voice.model
         if model is None or model.played is None:
             return
-        self.menu.set_performance(Performance.of(model.name, model.played,
-                                                 model.bundle.attributes, self.light.state))
+        # A lost audio device says so where the state would be.
+        status = self.audio_status() or self.light.state
+        self.menu.set_performance(Performance.of(model.name, [float(v) for v in model.played],
+                                                 model.bundle.attributes, status))
 
     def draw(self) -> None:
         now = time.monotonic()

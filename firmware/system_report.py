@@ -41,6 +41,9 @@ class SystemReport:
         model = self.voice.model
         p50 = self.stats.inference.percentile(50)
         lines = []
+        lost = self.audio.status_line()  # a lost device comes first
+        if lost:
+            lines.append(lost)
         if model is not None:
             provider = model.engine.provider.replace("ExecutionProvider", "")
             lines.append(f"{model.engine.kind} {provider}")

@@ -51,7 +51,7 @@ out = AudioOutput(ring, 48000, device=DEVICE, channels=CHANNELS, blocksize=256,
 def report(name, **extra):
     doc = dict(out.status(), written=written[0], ring_read=ring.total_read,
                ring_missing=ring.samples_missing, status_underflows=out.status_underflows,
-               t=time.monotonic(), events=events[-5:], **extra)
+               t=time.monotonic(), events=events[-5:], all_events=events, **extra)
     print(name, json.dumps(doc), flush=True)
 
 def wait_for(predicate, timeout):
@@ -91,6 +91,12 @@ for line in sys.stdin:
         now = time.monotonic()
         report("CLOCK", now=now, playing_now=out.play_time(ring.total_read),
                newest=out.play_time(ring.total_written), queued=ring.available())
+    elif command[0] == "await_back":  # until blocks flow again; when the first one went
+        seen = [out.callbacks]
+        ok = wait_for(lambda: out.state == "playing" and out.callbacks > seen[0], float(command[1]))
+        first_block = time.monotonic()
+        wait_for(lambda: out.callbacks > seen[0] + 20, 5)
+        report("BACK", ok=ok, first_block=first_block)
     elif command[0] == "await_loss":
         ok = wait_for(lambda: out.state != "playing", float(command[1]))
         report("LOST", ok=ok)
@@ -289,3 +295,113 @@ def test_device_side_module_imports_without_a_server():
                          timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["retrying", "True", "True"]
+
+
+# A device of the user's own ALSA configuration over the JACK server: its name says
+# nothing of JACK, so the keeper cannot ask the server first and must ride out failed
+# opens (PortAudio's own lines on stderr caught, not flooding).
+ASOUNDRC = """
+pcm.nrtest {
+    type plug
+    slave.pcm "jack"
+    hint.description "NeuroRave test device over JACK"
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", [ALSA_JACK, JACK_DIRECT, "nrtest"])
+def test_a_lost_device_says_one_line_each_way_and_plays_within_2_s_of_its_return(
+        jack_server, device, tmp_path):
+    env = jack_server.env()
+    if device == "nrtest":
+        (tmp_path / ".asoundrc").write_text(ASOUNDRC)
+        env["HOME"] = str(tmp_path)
+    child = subprocess.Popen([sys.executable, "-u", "-c", CHILD, device, "1"], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=jack_server.folder)
+    try:
+        read_until(child, "STARTED", 30)
+        _say(child, "play 1 10")
+        before = _report(read_until(child, "PLAYED", 30), "PLAYED")
+        assert before["ok"] and before["opens"] == 1, before
+        assert before["feed"] == ("callback" if device == JACK_DIRECT else "blocking")
+        jack_server.kill()
+        _say(child, "await_loss 10")
+        lost = _report(read_until(child, "LOST", 20), "LOST")
+        assert lost["ok"] and lost["state"] == "retrying", lost
+        time.sleep(2.5)  # down a while: the keeper retries with back-off, quietly
+        _say(child, "play 0 0.01")
+        waiting = _report(read_until(child, "PLAYED", 20), "PLAYED")
+        assert waiting["state"] == "retrying" and waiting["retries"] >= 2, waiting
+        assert waiting["down_s"] >= 2.0, waiting
+        jack_server.start()
+        up = time.monotonic()  # the server answers clients from here on
+        _say(child, "await_back 10")
+        back = _report(read_until(child, "BACK", 20), "BACK")
+        assert back["ok"], back
+        reopen_s = back["first_block"] - up
+        assert reopen_s < 2.0, (reopen_s, back)
+        _say(child, "play 1 10")
+        after = _report(read_until(child, "PLAYED", 30), "PLAYED")
+        assert after["state"] == "playing" and after["opens"] == 2, after
+        assert 0.5 * 48000 < after["rate"] < 1.5 * 48000, after
+        if device == JACK_DIRECT:
+            # PortAudio's JACK host API cannot reconnect in this process: the same
+            # server, through ALSA's jack plugin.
+            assert after["feed"] == "blocking" and after["device"] == "jack", after
+        _finish(child)
+        err = child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    events = after["all_events"]
+    assert len([e for e in events if e.startswith("audio device lost")]) == 1, events
+    assert len([e for e in events if e.startswith("audio device back")]) == 1, events
+    assert len(events) == 3, events  # playing, lost, back: nothing for each failed try
+    assert "Expression" not in err and "Assertion" not in err, err[-2000:]
+    assert len(err.splitlines()) < 20, err[-2000:]
+    print(f"{device}: reopened {reopen_s:.2f} s after the server was back, "
+          f"{waiting['retries']} quiet retries while down")
+
+
+def test_without_any_sound_card_the_default_device_plays_into_a_null_output(tmp_path):
+    # No JACK server and no sound card: PortAudio lists no output device at all.
+    code = r"""
+import sys, time
+import numpy as np
+from neurorave.firmware.ring import AudioRing
+from neurorave.firmware.audio_out import AudioOutput
+import sounddevice as sd
+assert not any(d["max_output_channels"] for d in sd.query_devices()), sd.query_devices()
+ring = AudioRing(48000)
+events = []
+out = AudioOutput(ring, 48000, blocksize=256, on_event=events.append)
+out.start()
+assert out.wait_playing(5)
+t0, f0 = time.monotonic(), out.frames_played
+written = 0
+while time.monotonic() - t0 < 1.0:
+    written += ring.write(np.full(256, 0.1, np.float32))
+    time.sleep(0.002)
+rate = (out.frames_played - f0) / (time.monotonic() - t0)
+heard = out.play_time(ring.total_read)
+print(out.state, out.status()["feed"], int(rate), len(events), round(heard - time.monotonic(), 3))
+print(events[0])
+print(out.status_line())
+out.stop()
+"""
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER="nr-none",
+               HOME=str(tmp_path))
+    env.pop("NEURORAVE_NULL_AUDIO", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, event, line = out.stdout.splitlines()
+    state, feed, rate, count, ahead = first.split()
+    assert (state, feed, count) == ("null", "null", "1")
+    # Paced like a device, so the daemon's timing stays real.
+    assert 0.9 * 48000 < int(rate) < 1.1 * 48000, first
+    assert 0 <= float(ahead) < 0.05, first
+    assert event.startswith("no sound card: playing into a null output") and "README" in event
+    assert line == "no sound card: silent"
