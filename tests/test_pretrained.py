@@ -84,3 +84,27 @@ def test_the_prior_stays_valid_while_only_the_decoder_trains(tmp_path):
         (run / "weights" / f"step-{saved:08d}.pt").touch()
         assert recipe.encoder_step(run) == expected, (encoder_steps, saved)
         (run / "weights" / f"step-{saved:08d}.pt").unlink()
+
+
+def test_the_48k_voices_render_their_data_at_48k_and_ask_for_steps(tmp_path):
+    """gm-drums-48k's recipe renders gm-drums at 48 kHz (a dataset of its own beside the
+    16 kHz one), and with no installed bundle to reproduce it asks for --steps instead
+    of starting the config's 300 000-step GPU budget on a CPU."""
+    base = [sys.executable, os.path.join(ROOT, "tools", "pretrained.py"), "--models",
+            "gm-drums-48k", "--work", str(tmp_path / "work"), "--install-to",
+            str(tmp_path / "installed")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    built = subprocess.run(base + ["--data-limit", "3", "--skip", "train", "twin", "prior",
+                                   "export", "evaluate", "install"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "--source gm-drums" in built.stdout and "--sr 48000" in built.stdout
+    manifest = json.loads((tmp_path / "work" / "data" / "gm-drums-48k" / "manifest.json")
+                          .read_text())
+    assert manifest["sr"] == 48000
+    asked = subprocess.run(base + ["--skip", "data", "twin", "prior", "export", "evaluate",
+                                   "install"], capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert asked.returncode != 0
+    assert asked.stderr.strip() == ("pretrained: gm-drums-48k: no installed bundle to "
+                                    "reproduce; give --steps N")

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Reproduce the bundled models from scratch: `make pretrained` runs this.
 
-For each model (gm-notes, gm-drums): build its dataset, train F-RAVE and its C-RAVE
-twin, train the joint prior on the F-RAVE run, export both bundles, evaluate the
-F-RAVE bundle on the test split against its twin (and play it as the module does),
-then install bundle, config, training summary and metrics in models/pretrained/NAME.
+For each model (gm-notes, gm-drums at 16 kHz; gm-notes-48k, gm-drums-48k, the
+low-latency voices): build its dataset, train F-RAVE and its C-RAVE twin, train the
+joint prior on the F-RAVE run, export both bundles, evaluate the F-RAVE bundle on the
+test split against its twin (and play it as the module does), then install bundle,
+config, training summary and metrics in models/pretrained/NAME.
 
 Every stage picks up where the last call left it: run it again with the same --work
 folder and a larger --steps to train on, on CPU or GPU, across as many sessions as it
 takes (each run's history.json records the steps, wall time and hardware of each).
 
-    tools/pretrained.py [--models gm-notes gm-drums] [--steps N] [--prior-steps N]
-                        [--devices N] [--skip twin] [--eval-limit N] [--work DIR] ...
+    tools/pretrained.py [--models gm-notes gm-drums gm-notes-48k gm-drums-48k] [--steps N]
+                        [--prior-steps N] [--devices N] [--skip twin] [--eval-limit N]
+                        [--work DIR] ...
 """
 from __future__ import annotations
 
@@ -26,7 +28,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("gm-notes", "gm-drums")
+# model -> (dataset source, sample rate (None: the source's own), prior configuration).
+# Each model trains the configuration of its own name and its twin NAME-crave.
+MODELS = {
+    "gm-notes": ("gm-notes", None, "prior"),
+    "gm-drums": ("gm-drums", None, "prior"),
+    "gm-notes-48k": ("gm-notes", 48000, "prior-48k"),
+    "gm-drums-48k": ("gm-drums", 48000, "prior-48k"),
+}
 STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
 MAX_BUNDLE_MB = 20.0
 NEURORAVE = [sys.executable, "-m", "neurorave.firmware.cli"]
@@ -89,7 +98,10 @@ class Recipe:
     def build_data(self, name: str) -> None:
         if (self.data(name) / "manifest.json").exists():
             return
-        command = NEURORAVE + ["dataset", "build", "--source", name, "--out", self.data(name)]
+        source, rate, _ = MODELS[name]
+        command = NEURORAVE + ["dataset", "build", "--source", source, "--out", self.data(name)]
+        if rate:
+            command += ["--sr", str(rate)]
         if self.args.data_limit:
             command += ["--limit", str(self.args.data_limit)]
         self._run(name, "data", command)
@@ -104,8 +116,13 @@ class Recipe:
         # By default, as far as the installed bundle was trained: `make pretrained` on a
         # fresh clone reproduces it (the configs' own steps are a GPU budget).
         mine = not self.args.config  # the installed bundle's own configuration
-        target = self.args.steps or (self.installed_steps(name, run_name) if mine else 0) \
-            or load_config(config).training.steps
+        target = self.args.steps or (self.installed_steps(name, run_name) if mine else 0)
+        if not target and mine:
+            # Nothing installed to reproduce: the configs' own steps are a GPU budget
+            # (300 000), not something to start by default on a CPU.
+            raise SystemExit(f"pretrained: {run_name}: no installed bundle to reproduce; "
+                             "give --steps N")
+        target = target or load_config(config).training.steps
         done = trained_steps(run)
         if done >= target:
             say(f"{run_name}: {done} steps trained (target {target})")
@@ -126,12 +143,13 @@ class Recipe:
             say(f"{name}: the F-RAVE run's encoder moved on to step {source_step}; the prior "
                 "starts over")
             shutil.rmtree(prior)
-        target = self.args.prior_steps or prior_config_steps()
+        prior_config = MODELS[name][2]
+        target = self.args.prior_steps or prior_config_steps(prior_config)
         done = prior_steps(prior)
         if done >= target:
             say(f"{name}: prior trained {done} steps (target {target})")
             return
-        command = NEURORAVE + ["train", "--config", "prior", "--source", run, "--data",
+        command = NEURORAVE + ["train", "--config", prior_config, "--source", run, "--data",
                                self.data(name), "--out", prior, "--seed", "1",
                                "--steps", str(target)]
         if (prior / "checkpoints" / "last.pt").exists():
@@ -284,15 +302,17 @@ def prior_steps(prior: Path) -> int:
     return int(json.loads(doc.read_text(encoding="utf-8")).get("metrics", {}).get("step", 0))
 
 
-def prior_config_steps() -> int:
+def prior_config_steps(config: str = "prior") -> int:
     from neurorave.models.prior.train import load_prior_config
 
-    return int(load_prior_config("prior")["training"]["steps"])
+    return int(load_prior_config(config)["training"]["steps"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--models", nargs="+", default=None, choices=list(MODELS),
+                   help="default: the models installed in --install-to (else the 16 kHz "
+                        "pair)")
     p.add_argument("--work", default=str(ROOT / "build" / "pretrained"),
                    help="datasets, runs, bundles and reports (default build/pretrained)")
     p.add_argument("--steps", type=int, default=None,
@@ -313,6 +333,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--play-seconds", type=float, default=600.0,
                    help="seconds of generation the evaluation checks (default 600)")
     args = p.parse_args(argv)
+    if args.models is None:
+        installed = [m for m in MODELS if (Path(args.install_to) / m / "model.json").exists()]
+        args.models = installed or ["gm-notes", "gm-drums"]
     Recipe(args).go()
     return 0
 
