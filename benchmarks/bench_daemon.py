@@ -148,6 +148,10 @@ def main() -> int:
         "cold_start_to_first_sound_s": (stats["first_sound_unix"] - spawned
                                         if "first_sound_unix" in stats else None),
         "oled_frames_per_s": stats.get("oled_frames", 0) / args.seconds,
+        # Each latent frame takes the newest CV reading: the CVs reach the sound at the
+        # slower of the two rates.
+        "cv_updates_per_s": min(stats.get("frames", 0), stats.get("cv_reads", 0))
+        / args.seconds,
         "scheduler_turn_ms": stats.get("scheduler_turn_ms"),
         "errors": stats["errors"],
     }
@@ -169,6 +173,7 @@ def main() -> int:
     first = figures["cold_start_to_first_sound_s"]
     print(f"  cold start -> sound  {first:.2f} s" if first is not None
           else "  cold start -> sound  not measured")
+    print(f"  CV to sound          {figures['cv_updates_per_s']:.0f} updates/s")
     print(f"  OLED                 {figures['oled_frames_per_s']:.1f} frames/s")
     turn = figures["scheduler_turn_ms"] or {}
     print(f"  scheduler turn       p50 {turn.get('p50')} ms, p99 {turn.get('p99')} ms, "

@@ -131,7 +131,8 @@ class Daemon:
         self.screen = ScreenKeeper(self.panel.display, self.menu, self.voice, self.light,
                                    self.stats, self.log, self.audio.output.status_line)
         self.report = SystemReport(self.voice, self.audio.output, self.menu, self.light,
-                                   self.stats, self.log, lambda: self.screen.frames_drawn)
+                                   self.stats, self.log, lambda: self.screen.frames_drawn,
+                                   lambda: self.sampler.latest().reads)
 
     def _patch(self, models):
         """The patch to play, its [settings] over the loaded ones for this run only."""

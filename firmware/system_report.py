@@ -21,7 +21,8 @@ def cpu_temperature() -> Optional[float]:
 
 class SystemReport:
     def __init__(self, voice: Voice, audio, menu: Menu, light: StatusLight, stats: Stats,
-                 log: Callable[[str], None], frames_drawn: Callable[[], int]):
+                 log: Callable[[str], None], frames_drawn: Callable[[], int],
+                 cv_reads: Callable[[], int] = lambda: 0):
         self.voice = voice
         self.audio = audio
         self.menu = menu
@@ -29,6 +30,7 @@ class SystemReport:
         self.stats = stats
         self.log = log
         self.frames_drawn = frames_drawn
+        self.cv_reads = cv_reads  # CV readings taken so far (each frame takes the newest)
         self.turn_ms = PercentileWindow(4096)  # how long a scheduler turn holds the GIL
         self._rt_said = False
 
@@ -79,5 +81,6 @@ class SystemReport:
                       "oled_frames": self.frames_drawn(),
                       "scheduler_turn_ms": self.turn_ms.summary(),
                       "bad_frames": self.voice.bad_frames,
-                      "frames": self.voice.frames, "state": self.light.state,
+                      "frames": self.voice.frames, "cv_reads": self.cv_reads(),
+                      "state": self.light.state,
                       "audio": self.audio.status()})
