@@ -1,0 +1,76 @@
+"""Does every gate get its own onset, and no onset come unasked? (issue 22, item 2)
+
+    .venv/bin/python benchmarks/gate_onsets.py --bundle models/pretrained/gm-drums \
+        [--clocks 2 8] [--seconds 20] [--within-ms 20] [--json]
+
+The bundle renders (`neurorave render`, the module's voice offline: gate 1 lands on its
+own sample) a patch of nothing but a gate-1 clock, prior on, default settings; librosa's
+onset detector (backtracked to where each onset starts) reads the output. Per clock:
+the share of gates followed by an onset within `--within-ms` (a gate under the first
+fade-in is not judged), and the share of onsets that no gate asked for (none within
+`--within-ms` before them). Offline, so this is the model's answer alone; in the daemon
+the gate-to-DAC latency (`bench_daemon.py`) comes on top.
+"""
+import argparse
+import json
+import sys
+from typing import Dict
+
+import numpy as np
+
+HOP = 64          # onset detector hop: 1.3 ms at 48 kHz, 4 ms at 16 kHz
+SKIP_S = 0.1      # the render's fade-in
+
+
+def onsets_against_gates(audio: np.ndarray, sr: int, gates: np.ndarray,
+                         within_s: float) -> Dict:
+    import librosa
+
+    onsets = librosa.onset.onset_detect(y=np.asarray(audio, np.float32), sr=sr,
+                                        hop_length=HOP, units="time", backtrack=True)
+    judged = gates[gates >= SKIP_S]
+    answered = [g for g in judged if np.any((onsets >= g - HOP / sr) & (onsets <= g + within_s))]
+    unasked = [o for o in onsets
+               if not np.any((gates <= o + HOP / sr) & (gates >= o - within_s))]
+    return {"gates": len(judged), "answered": len(answered),
+            "answered_share": round(len(answered) / len(judged), 3) if len(judged) else None,
+            "onsets": len(onsets), "unasked": len(unasked),
+            "unasked_share": round(len(unasked) / len(onsets), 3) if len(onsets) else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--clocks", type=float, nargs="+", default=[2.0, 8.0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--within-ms", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from neurorave.common.errors import UserError
+    from neurorave.firmware.render import render
+    from neurorave.hardware.patch import parse_patch
+
+    report = {"bundle": args.bundle, "seconds": args.seconds, "within_ms": args.within_ms,
+              "clocks": {}}
+    for hz in args.clocks:
+        patch = parse_patch({"gate": {"1": {"clock": hz, "duty": 0.25}}}, f"clock {hz} Hz")
+        try:
+            audio, sr = render(args.bundle, patch, args.seconds, args.seed)
+        except (UserError, OSError) as exc:
+            sys.exit(f"gate_onsets: {exc}")
+        gates = np.arange(0.0, args.seconds, 1.0 / hz)
+        report["clocks"][f"{hz:g} Hz"] = onsets_against_gates(audio, sr, gates,
+                                                              args.within_ms / 1e3)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    for clock, r in report["clocks"].items():
+        print(f"{args.bundle}, gate clock {clock}: {r['answered']} of {r['gates']} gates "
+              f"answered within {args.within_ms:.0f} ms, {r['unasked']} of {r['onsets']} "
+              f"onsets unasked")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
