@@ -4,6 +4,7 @@ generating phrases on gate 1."""
 import json
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from neurorave.firmware.cli import main as cli_main
@@ -67,7 +68,8 @@ def test_the_bundle_carries_the_prior(made):
     assert {n.input for n in bundle.graphs["prior"].noise} == {"u_mix", "u1", "u2"}
 
 
-def test_streaming_prior_equals_the_torch_prior_over_the_sequence(made):
+@pytest.mark.parametrize("temperature", [0.8, 0.0, 1.5])
+def test_streaming_prior_equals_the_torch_prior_over_the_sequence(made, temperature):
     meta, net = load_prior(str(made / "prior"))
     d, frames = meta["dims"], 80
     rng = np.random.default_rng(1)
@@ -80,7 +82,6 @@ def test_streaming_prior_equals_the_torch_prior_over_the_sequence(made):
     mask[:, 0] = 1
     mask[::3, -1] = 1
     u_mix, u1, u2 = (rng.random((frames, 1)), rng.random((frames, d)), rng.random((frames, d)))
-    temperature = 0.8
     # Torch, the whole sequence at once (teacher forcing on prev).
     standard = lambda a: torch.tensor((a - mean) / std, dtype=torch.float32)[None]  # noqa: E731
     with torch.no_grad():
@@ -107,6 +108,28 @@ def test_streaming_prior_equals_the_torch_prior_over_the_sequence(made):
     # float32 alone is ~1e-4 Hz).
     assert np.max(np.abs(streamed - offline) / std) <= 1e-4
     assert np.array_equal(streamed[:, 0], pinned[:, 0])  # pinned dims exactly as given
+
+
+def test_the_prior_graph_stays_small(made):
+    """ONNX Runtime spends about a microsecond a node whatever its size, and the prior runs
+    every latent frame: its export folds and fuses what the training net spells out (65
+    nodes before, 43 after)."""
+    model = onnx.load(str(made / "bundle" / "prior.onnx"))
+    assert sum(n.op_type != "Constant" for n in model.graph.node) <= 45
+
+
+def test_the_engine_draws_the_priors_noise_as_the_generator_gives_it(made):
+    """[0, 1) noise skips the scale and offset passes; the values are the generator's own,
+    input after input, as before (a seed replays the phrases it always did)."""
+    engine = open_engine(load_bundle(str(made / "bundle")), "ort-cpu", roles=["prior"])
+    graph = engine.graphs["prior"]
+    graph.reset(7)
+    graph.fill_noise()
+    rng = np.random.default_rng(7)
+    for spec in graph.spec.noise:
+        assert (spec.low, spec.high) == (0.0, 1.0)
+        want = rng.random(graph.inputs[spec.input].shape, dtype=np.float32)
+        assert np.array_equal(graph.inputs[spec.input], want), spec.input
 
 
 def _generator(made):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import onnx
 import torch
 from neurorave.common.errors import UserError, first_line
-from neurorave.models.prior.net import PriorNet, sample_from
+from neurorave.models.prior.net import LOG_SIGMA_MAX, LOG_SIGMA_MIN, PriorNet
 from neurorave.models.prior.train import PRIOR_FILE
 from neurorave.models.runtime.bundle import sha256_of
 from torch import nn
@@ -30,20 +31,67 @@ IR_VERSION = 7
 NOISE_INPUTS = ("u_mix", "u1", "u2")
 
 
+def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    layer.weight.data, layer.bias.data = weight.float().contiguous(), bias.float().contiguous()
+    return layer
+
+
 class ExportPrior(nn.Module):
+    """`PriorNet` then `sample_from` for one frame at batch 1, rewritten for a small graph:
+    every node costs ONNX Runtime about a microsecond a call whatever its size, and the
+    prior runs once per latent frame (187 times a second at 256 samples, 48 kHz). The
+    standardisation is folded into the first and last layers, tensors stay 2-D, and the
+    mixture choice is matrix products with constant matrices. Same arithmetic as the
+    training net up to float rounding (tests/test_prior.py holds the two together)."""
+
     def __init__(self, net: PriorNet, mean: np.ndarray, std: np.ndarray):
         super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None])
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None])
+        d, k = net.dims, net.mixtures
+        m = torch.tensor(mean, dtype=torch.float64)
+        s = torch.tensor(std, dtype=torch.float64)
+        w, b = net.embed.weight.detach().double(), net.embed.bias.detach().double()
+        w_prev, w_pin, w_mask = w[:, :d], w[:, d:2 * d], w[:, 2 * d:]
+        # embed([(prev-m)/s, (pinned-m)/s * mask, mask]) on [prev, pinned * mask, mask].
+        self.embed = nn.Linear(3 * d, net.hidden)
+        self.embed.weight.data = torch.cat([w_prev / s, w_pin / s, w_mask - w_pin * (m / s)],
+                                           1).float()
+        self.embed.bias.data = (b - w_prev @ (m / s)).float()
+        self.gru = nn.GRU(net.hidden, net.hidden, net.layers)  # [T, B, H]: no transposes
+        self.gru.load_state_dict(net.gru.state_dict())
+        # The head as three layers (no slicing of one output), the means in raw units.
+        hw, hb = net.head.weight.detach().double(), net.head.bias.detach().double()
+        self.logits = _linear(hw[:k], hb[:k])
+        self.mu = _linear((hw[k:k + k * d].reshape(k, d, -1) * s[None, :, None]
+                           ).reshape(k * d, -1), (hb[k:k + k * d].reshape(k, d) * s + m
+                                                  ).reshape(-1))
+        self.log_sigma = _linear(hw[k + k * d:], hb[k + k * d:])
+        self.k, self.d = k, d
+        idx = torch.arange(k)
+        # cumsum as probs @ upper; the last component closes the range (cum + 2 > u).
+        self.register_buffer("upper", (idx[:, None] <= idx[None, :]).float())
+        self.register_buffer("close", (idx == k - 1).float()[None] * 2.0)
+        # onehot_j = above_j - above_{j-1}, as above @ first_difference.
+        self.register_buffer("first_difference", (idx[:, None] == idx[None, :]).float()
+                             - (idx[:, None] + 1 == idx[None, :]).float())
+        # Box-Muller's -2, with the spread in raw units squared under the root.
+        self.register_buffer("minus_two_var", (-2.0 * s * s).float()[None])
 
     def forward(self, prev, pinned, mask, temperature, u_mix, u1, u2, h_in):
-        p = ((prev - self.mean) / self.std)[:, None]
-        q = ((pinned - self.mean) / self.std)[:, None]
-        logits, mu, log_sigma, h_out = self.net(p, q, mask[:, None], h_in)
-        x = sample_from(logits[:, 0], mu[:, 0], log_sigma[:, 0], temperature, u_mix, u1, u2)
-        raw = x * self.std + self.mean
-        return mask * pinned + (1 - mask) * raw, h_out
+        k, d = self.k, self.d
+        held = pinned * mask
+        e = torch.tanh(self.embed(torch.cat([prev, held, mask], -1)))  # [1, H]
+        y, h_out = self.gru(e[None], h_in)
+        y = y.reshape(1, -1)
+        mu = self.mu(y).reshape(k, d)
+        sigma = self.log_sigma(y).reshape(k, d).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).exp()
+        probs = torch.softmax(self.logits(y) / temperature.clamp_min(1e-3), -1)
+        above = (torch.matmul(probs, self.upper) + self.close > u_mix).float()
+        onehot = torch.matmul(above, self.first_difference)  # [1, K]
+        eps = torch.sqrt(self.minus_two_var * torch.log(u1.clamp(1e-7, 1.0))) \
+            * torch.cos(2 * math.pi * u2)
+        x = torch.matmul(onehot, mu) + temperature * torch.matmul(onehot, sigma) * eps
+        return held + (1 - mask) * x, h_out
 
 
 def load_prior(path: str) -> Tuple[Dict[str, Any], PriorNet]:
