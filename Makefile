@@ -68,7 +68,7 @@ examples: $(VENV)/.run-deps
 # Copy this checkout to a Jetson over ssh and install the service there.
 deploy:
 	@[ -n "$(HOST)" ] || { echo "make deploy: name the module, e.g. make deploy HOST=user@jetson.local" >&2; exit 2; }
-	tools/deploy.sh $(HOST) $(DEPLOY_ARGS)
+	tools/deploy.sh $(HOST) $(if $(ORT_WHEEL),--ort-wheel $(ORT_WHEEL)) $(DEPLOY_ARGS)
 
 # The inference engines and the whole daemon on a bundle (figures: benchmarks/README.md).
 bench: $(VENV)/.test-deps

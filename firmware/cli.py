@@ -140,6 +140,11 @@ def _hwtest(p: argparse.ArgumentParser) -> None:
                         "module, sim elsewhere)")
 
 
+def _doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="engine cache folder (default: engines/ in the state directory)")
+
+
 def _transfer(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="audio file (any rate and channel count)")
     p.add_argument("output", help="output sound file (mono, at the input's rate)")
@@ -165,6 +170,8 @@ COMMANDS: Dict[str, Tuple[Optional[str], int, str, ArgBuilder]] = {
     "bench": ("neurorave.models.runtime.bench:main", 5, "time a bundle's inference engines",
               _bench),
     "hwtest": ("neurorave.hardware.hwtest:main", 7, "bring-up test of the panel hardware", _hwtest),
+    "doctor": ("neurorave.firmware.doctor:main", 23,
+               "which inference engines this machine can run, and why not", _doctor),
     "transfer": ("neurorave.models.transfer_command:main", 24,
                  "timbre and attribute transfer of a recording through a bundle", _transfer),
 }

@@ -31,6 +31,7 @@ from typing import Any, List, Optional, Tuple
 from neurorave.common.errors import UserError
 from neurorave.firmware.audio_supervision import AudioSupervision
 from neurorave.firmware.controls import CV_COUNT, DEFAULT_CV_RANGES, ControlSettings
+from neurorave.firmware.engine_upgrade import EngineUpgrade
 from neurorave.firmware.error_lines import ErrorLines
 from neurorave.firmware.menu import Menu
 from neurorave.firmware.menu_actions import MenuActions
@@ -43,6 +44,7 @@ from neurorave.firmware.model_loading import (
 from neurorave.firmware.panel_inputs import PanelInputs
 from neurorave.firmware.realtime import lean_memory, lock_memory
 from neurorave.firmware.screen_keeper import ScreenKeeper
+from neurorave.firmware.state_files import default_state_dir
 from neurorave.firmware.state_keeper import StateKeeper
 from neurorave.firmware.stats import Stats, StatsWriter
 from neurorave.firmware.status_light import StatusLight
@@ -86,6 +88,7 @@ class Daemon:
         self.log = log or ErrorLines("neurorave run: ")
         self.stats = Stats()
         self._stop: Optional[asyncio.Event] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     # ---- the parts, created and wired -------------------------------------------------
     def _open(self) -> None:
@@ -118,9 +121,14 @@ class Daemon:
                            level=float(settings["output_level"]),
                            play_time=self.audio.output.play_time, on_error=self.stats.error)
         self.voice.temperature = float(settings["prior_temperature"])
+        # GPU engines: compiled once into engines/ in the state directory; with `auto` a
+        # model plays on the CPU engine until its GPU engine is built (engine_upgrade.py).
+        self.engine_cache = os.path.join(self.state_dir or default_state_dir(), "engines")
+        upgrade = EngineUpgrade(self.voice, self.stats, self.log, self._notice_from_thread,
+                                self.engine_cache) if self.engine_kind == "auto" else None
         self.loader = ModelLoader(self.models_folder, models, self.state_keeper,
                                   self.voice, self.menu, self.stats, self.light, self.log,
-                                  self._make_model)
+                                  self._make_model, upgrade)
         self.actions = MenuActions(self.state_keeper, self.voice, self.menu, self.loader,
                                    self.light)
         # Gate edges reach the voice from the thread that saw them, not at the next
@@ -173,7 +181,15 @@ class Daemon:
         """Runs in the loader's worker: the settings and calibration of that moment."""
         return VoiceModel(folder, DEVICE_RATE, self.engine_kind, 1,
                           ControlSettings.from_settings(self.settings),
-                          self.state_keeper.calibration, cv_ranges=cv_ranges(self.panel.board))
+                          self.state_keeper.calibration, cv_ranges=cv_ranges(self.panel.board),
+                          cache_dir=self.engine_cache)
+
+    def _notice_from_thread(self, text: str) -> None:
+        """An OLED notice from a worker thread: shown by the scheduler's own thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.menu.show_notice, text)
+        else:
+            self.menu.show_notice(text)
 
     @property
     def settings(self):
@@ -189,7 +205,7 @@ class Daemon:
 
     # ---- the loop -----------------------------------------------------------------------
     async def _main(self) -> int:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -12,6 +12,7 @@ import os
 from typing import Callable, List, Optional
 
 from neurorave.common.errors import first_line
+from neurorave.firmware.engine_upgrade import EngineUpgrade
 from neurorave.firmware.menu import Menu, ModelEntry, Performance
 from neurorave.firmware.state_keeper import StateKeeper
 from neurorave.firmware.stats import Stats
@@ -71,7 +72,8 @@ class ModelLoader:
 
     def __init__(self, folder: str, models: List[ModelEntry], state: StateKeeper,
                  voice: Voice, menu: Menu, stats: Stats, light: StatusLight,
-                 log: Callable[[str], None], make_model: Callable[[str], VoiceModel]):
+                 log: Callable[[str], None], make_model: Callable[[str], VoiceModel],
+                 upgrade: Optional[EngineUpgrade] = None):
         self.folder = folder
         self.models = models
         self.state = state
@@ -89,6 +91,9 @@ class ModelLoader:
         self.model_setting: Optional[str] = state.settings.get("model")  # the player's choice
         self.fallbacks: List[ModelEntry] = []  # start-up: the next models to try
         self.loading_at_start = False  # chosen by the start-up order, not the player
+        # engine_upgrade.EngineUpgrade: a model that plays on the CPU engine gets its GPU
+        # engine built in the background and swapped in (None: no upgrades).
+        self.upgrade = upgrade
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Load the first playable model, or say there is none."""
@@ -149,6 +154,8 @@ class ModelLoader:
             return
         settings = self.state.settings
         self.voice.set_model(model)
+        if self.upgrade is not None:
+            self.upgrade.start(model)  # cancels one still building for the last model
         self.current = os.path.basename(folder.rstrip("/"))
         self.menu.playing = self.current
         self.fallbacks = []
@@ -190,4 +197,6 @@ class ModelLoader:
             self.menu.set_performance(Performance("", (), f"no model: {reason}"))
 
     def shutdown(self) -> None:
+        if self.upgrade is not None:
+            self.upgrade.cancel()
         self.worker.shutdown(wait=False)

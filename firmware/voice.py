@@ -36,7 +36,8 @@ from neurorave.firmware.realtime import realtime_thread
 from neurorave.firmware.ring import AudioRing
 from neurorave.firmware.stats import Stats
 from neurorave.models.runtime.bundle import DEFAULT_PHRASE_LEAD, Bundle, load_bundle
-from neurorave.models.runtime.engines import Engine, open_engine
+from neurorave.models.runtime.engine_prepare import open_ready
+from neurorave.models.runtime.engines import Engine
 from neurorave.models.runtime.generator import PriorGenerator
 from neurorave.models.runtime.resample import StreamResampler
 
@@ -122,12 +123,17 @@ class VoiceModel:
     def __init__(self, path: str, device_rate: int, engine_kind: str = "auto",
                  threads: int = 1, settings: Optional[ControlSettings] = None,
                  calibration: Optional[CVCalibration] = None, seed: int = 0,
-                 cv_ranges: Sequence[Tuple[float, float]] = DEFAULT_CV_RANGES):
+                 cv_ranges: Sequence[Tuple[float, float]] = DEFAULT_CV_RANGES,
+                 cache_dir: Optional[str] = None):
         start = time.perf_counter()
         self.path = path
         self.bundle = load_bundle(path)
         roles = ["decoder", "prior"] if self.bundle.has_prior else ["decoder"]
-        self.engine: Engine = open_engine(self.bundle, engine_kind, threads, roles=roles)
+        self.roles = roles
+        self.cache_dir = cache_dir
+        # `auto` with an engine cache: a GPU engine built before, else the CPU one now
+        # (firmware/engine_upgrade.py builds the GPU one meanwhile and swaps it in).
+        self.engine: Engine = open_ready(self.bundle, engine_kind, threads, roles, cache_dir)
         self.decoder = self.engine.graphs["decoder"]
         self.frames_per_call = self.decoder.spec.frames_per_call
         self.frame_size = self.bundle.frame_size
@@ -203,6 +209,27 @@ class VoiceModel:
         self.last_snapshot = saved["last_snapshot"]
         if self.generator is not None:
             self.generator.load_state(saved["generator"])
+
+    def adopt_engine(self, engine: Engine) -> Engine:
+        """Go on with `engine` (the same bundle on another kind) exactly where the current
+        one is: every graph's streaming state and noise generator, and its inputs, carried
+        over, so the next frame is the one the old engine would have made (to the new
+        engine's precision): no click. Between frames only (the voice thread's turn).
+        Returns the engine it replaced."""
+        old = self.engine
+        saved = old.snapshot()
+        for role, graph in engine.graphs.items():
+            for name, array in old.graphs[role].inputs.items():
+                graph.inputs[name][...] = array
+        engine.restore(saved)
+        self.engine = engine
+        self.decoder = engine.graphs["decoder"]
+        self._z = self.decoder.inputs["z"]
+        self._attributes = self.decoder.inputs["attributes"]
+        self._audio = self.decoder.outputs[self.decoder.spec.outputs[0].name]
+        if self.generator is not None:
+            self.generator.rebind(engine)
+        return old
 
     def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
         self.mapper.calibration = calibration
@@ -320,6 +347,17 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return out
 
 
+class EngineOffer:
+    """Another engine for the model that plays, handed to the voice thread."""
+
+    def __init__(self, model: VoiceModel, engine: Engine):
+        self.model = model
+        self.engine = engine
+        self.taken = False
+        self.replaced: Optional[Engine] = None
+        self.done = threading.Event()
+
+
 class Voice:
     """The voice thread: keeps the ring filled with the current model's frames."""
 
@@ -368,6 +406,8 @@ class Voice:
         self.realtime_refused: Optional[str] = None
         self.bad_frames = 0
         self.frames = 0
+        self._engine_offer: Optional[EngineOffer] = None
+        self.engine_swaps: List[int] = []  # ring indices where a model changed engine
 
     # ---- from the scheduler -------------------------------------------------------
     def post_gate(self, gate: int, rising: bool, t_ns: int) -> None:
@@ -383,6 +423,25 @@ class Voice:
         self._next_model = model
         self._swap = True
         self._wake.set()
+
+    def offer_engine(self, model: VoiceModel, engine: Engine) -> "EngineOffer":
+        """Play `model` on `engine` from the next frame on (it carries the state over,
+        `VoiceModel.adopt_engine`); refused when `model` no longer plays by then. The
+        offer's `done` is set once the voice thread has decided."""
+        offer = EngineOffer(model, engine)
+        self._engine_offer = offer
+        self._wake.set()
+        return offer
+
+    def _take_engine_offer(self) -> None:
+        offer, self._engine_offer = self._engine_offer, None
+        if offer is None:
+            return
+        if offer.model is self.model and not self._swap:
+            offer.replaced = offer.model.adopt_engine(offer.engine)
+            offer.taken = True
+            self.engine_swaps.append(self.ring.total_written)
+        offer.done.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -563,6 +622,8 @@ class Voice:
             self.model, self._next_model = self._next_model, None
             self.swaps.append(self.ring.total_written)  # where the new model begins
             self._fading_in = True
+        if self._engine_offer is not None:
+            self._take_engine_offer()  # at a frame boundary
         self._gate1_waiting = False   # this frame takes any gate that is waiting
         block = self._render_block()
         start = self.ring.total_written

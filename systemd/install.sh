@@ -4,9 +4,16 @@
 # /opt/neurorave, the systemd unit and the udev rules. Run as root from a checkout:
 #
 #   sudo systemd/install.sh [--python python3.8] [--no-start] [--dry-run]
+#        [--ort-wheel PATH|URL] [--system-trt|--no-system-trt] [--gpu-buffers PKG]
 #
 # Options for the daemon (board, models folder, audio device) go in
 # /etc/default/neurorave as NEURORAVE_ARGS; it is written once and never overwritten.
+# GPU engines: PyPI's onnxruntime is CPU-only on a Jetson; --ort-wheel installs NVIDIA's
+# JetPack onnxruntime-gpu wheel (a file or a URL) in its place. On a Jetson the venv sees
+# the system's TensorRT bindings (JetPack's python3-libnvinfer; --system-site-packages,
+# default there, --no-system-trt to leave them out) and gets a GPU memory library for
+# the native engine (--gpu-buffers cuda-python|pycuda|none; pycuda on JetPack 4's CUDA
+# 10.2). `neurorave doctor` then says which engines run, and why not.
 set -eu
 
 SOURCE=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,13 +25,22 @@ START=1
 DRY=0
 USER_NAME=neurorave
 EXTRAS=${NEURORAVE_EXTRAS:-jetson}
+ORT_WHEEL=""
+# A Jetson (L4T) has TensorRT in its system Python: the venv reaches it by default.
+if [ -e "${NEURORAVE_TEGRA_RELEASE:-/etc/nv_tegra_release}" ]; then SYSTEM_TRT=1; else SYSTEM_TRT=0; fi
+GPU_BUFFERS=auto
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --python) PYTHON=$2; shift 2 ;;
         --no-start) START=0; shift ;;
         --dry-run) DRY=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --ort-wheel) [ $# -ge 2 ] || { echo "install.sh: --ort-wheel needs a path or URL" >&2; exit 2; }
+            ORT_WHEEL=$2; shift 2 ;;
+        --system-trt) SYSTEM_TRT=1; shift ;;
+        --no-system-trt) SYSTEM_TRT=0; shift ;;
+        --gpu-buffers) GPU_BUFFERS=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -38,6 +54,16 @@ if [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: run as root (sudo $0)" >&2
     exit 1
 fi
+case "$ORT_WHEEL" in
+    "") ;;
+    http://*.whl|https://*.whl) ;;
+    *.whl) [ "$DRY" -eq 1 ] || [ -f "$ORT_WHEEL" ] || { echo "install.sh: --ort-wheel $ORT_WHEEL: no such file" >&2; exit 2; } ;;
+    *) echo "install.sh: --ort-wheel wants a .whl file or URL (NVIDIA's onnxruntime-gpu for your JetPack), not $ORT_WHEEL" >&2; exit 2 ;;
+esac
+case "$GPU_BUFFERS" in
+    auto|cuda-python|pycuda|none) ;;
+    *) echo "install.sh: --gpu-buffers is cuda-python, pycuda or none, not $GPU_BUFFERS" >&2; exit 2 ;;
+esac
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else 1)' 2>/dev/null; then
     echo "install.sh: $PYTHON is missing or older than 3.8; on JetPack 4.6: apt install python3.8 python3.8-venv, then --python python3.8" >&2
     exit 1
@@ -58,9 +84,29 @@ run usermod -a -G gpio,i2c,audio "$USER_NAME"
 run "$SOURCE/tools/ensure-apt-packages.sh" libportaudio2 libsndfile1
 
 # The code: a virtual environment owned by root, read-only to the service.
-run "$PYTHON" -m venv "$PREFIX/venv"
+if [ "$SYSTEM_TRT" -eq 1 ]; then
+    # JetPack's TensorRT bindings live in the system's dist-packages; the venv's own
+    # packages still come first on the path.
+    run "$PYTHON" -m venv --system-site-packages "$PREFIX/venv"
+else
+    run "$PYTHON" -m venv "$PREFIX/venv"
+fi
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip setuptools wheel
 run "$PREFIX/venv/bin/python" -m pip install -q "$SOURCE[$EXTRAS]"
+if [ -n "$ORT_WHEEL" ]; then
+    # Both install the `onnxruntime` package: the CPU one goes, the GPU one takes its place.
+    run "$PREFIX/venv/bin/python" -m pip uninstall -q -y onnxruntime
+    run "$PREFIX/venv/bin/python" -m pip install -q "$ORT_WHEEL"
+fi
+if [ "$SYSTEM_TRT" -eq 1 ] && [ "$GPU_BUFFERS" != none ]; then
+    if [ "$GPU_BUFFERS" = auto ]; then
+        # JetPack 4 (CUDA 10.2) has no cuda-python; PyCUDA builds against it.
+        if [ -e /usr/local/cuda-10.2 ]; then GPU_BUFFERS=pycuda; else GPU_BUFFERS=cuda-python; fi
+    fi
+    # The native TensorRT engine's GPU memory; without it ort-gpu still runs.
+    run env PATH="/usr/local/cuda/bin:$PATH" "$PREFIX/venv/bin/python" -m pip install -q "$GPU_BUFFERS" \
+        || echo "install.sh: $GPU_BUFFERS did not install: the native TensorRT engine will not run (ort-gpu still does)"
+fi
 run install -m 0644 "$SOURCE/README.md" "$PREFIX/README.md"
 # `neurorave hwtest`, `neurorave bench` and the rest on the PATH.
 run ln -sf "$PREFIX/venv/bin/neurorave" /usr/local/bin/neurorave
@@ -113,4 +159,6 @@ if [ "$START" -eq 1 ]; then
 else
     run systemctl enable neurorave.service
 fi
+# Which engines this machine runs, and why not (one line each).
+run "$PREFIX/venv/bin/neurorave" doctor || true
 echo "neurorave installed: journalctl -u neurorave -f to follow it"

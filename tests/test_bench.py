@@ -45,15 +45,27 @@ def test_bench_reports_figures_and_ratios_against_the_reference(bundles, capsys,
     for side in ("bundle", "reference"):
         f = entry[side]
         assert f["provider"] == "CPUExecutionProvider"
+        # Which provider really ran each node, from a profiled run (issue 23).
+        assert set(f["assignment"]["decoder"]) == {"CPUExecutionProvider"}
+        assert f["assignment"]["decoder"]["CPUExecutionProvider"]["time_share"] == 1.0
         assert f["calls"] >= 30
         assert 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"]
         assert f["realtime_factor"] > 0 and f["peak_rss_mb"] > 10
         assert 0 < f["load_first_frame_s"] < 60
         assert f["macs_per_frame"] > 0
+    # Bundle and reference alternate in rounds of fresh processes, times pooled.
+    assert entry["bundle"]["rounds"] == entry["reference"]["rounds"] == 3
+    assert entry["bundle"]["calls"] >= 3 * 30
     # A tiny model does far less work per second of audio than RAVE v1.
     assert 0 < entry["ratio"]["macs_per_audio_second"] < 0.1
-    ratio = entry["bundle"]["realtime_factor"] / entry["reference"]["realtime_factor"]
+    # The ratios take the reference at the bundle's rate (16 kHz here, 48 kHz for the
+    # reference): the same graph then renders 3x the audio per frame's work.
+    scale = 48000 / SR
+    ratio = entry["bundle"]["realtime_factor"] / (entry["reference"]["realtime_factor"] * scale)
     assert entry["ratio"]["realtime_factor"] == pytest.approx(ratio)
+    macs = entry["bundle"]["gmacs_per_audio_second"] * scale / entry["reference"][
+        "gmacs_per_audio_second"]
+    assert entry["ratio"]["macs_per_audio_second"] == pytest.approx(macs)
     # Engines this machine lacks are listed as skipped with a reason, not hidden.
     everything = bench(bundle, "auto", 1, 0.2, reference)
     assert "ort-cpu" in everything["engines"]
@@ -61,6 +73,7 @@ def test_bench_reports_figures_and_ratios_against_the_reference(bundles, capsys,
         assert kind in everything["engines"] or everything["skipped"][kind]
     text = format_report(everything)
     assert "reference" in text and "RT x" in text and "ratio: real-time factor" in text
+    assert "the reference taken at 16000 Hz" in text
 
 
 def test_frames_per_call_are_counted_per_frame(bundles, capsys, tmp_path):

@@ -6,9 +6,14 @@ load plus first frame. The same figures for the RAVE-v1-sized reference decoder 
 with every report, with the ratios between the two, so a figure taken on a busy or
 unknown machine still reads as a comparison.
 
-Each (bundle, engine) is measured in a fresh Python process: peak RSS and load time
-are then that engine's own, not what an earlier measurement left behind. The hot loop
-is what the voice thread does: fill the noise, run the decoder into bound buffers.
+Each (bundle, engine) is measured in fresh Python processes: peak RSS and load time
+are then that engine's own, not what an earlier measurement left behind. The bundle and
+the reference alternate in ROUNDS rounds, their times pooled, so that a shared machine's
+load drifting meanwhile weighs on both sides of the ratio. The ratio takes the reference
+at the bundle's sample rate (the same graph: the same work per frame, more or fewer
+frames per audio second). The hot loop is what the voice thread does: per latent frame
+the prior's noise and call (when the bundle has one), then the decoder's noise and call,
+into bound buffers.
 No torch here: the reference bundle is exported once by the learning side
 (`neurorave export --reference rave-v1 --out DIR`); when it is missing and torch is
 importable, bench makes it itself, cached under ~/.cache/neurorave (or where
@@ -19,8 +24,9 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 from neurorave.common.errors import UserError
 from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import KINDS
@@ -28,6 +34,7 @@ from neurorave.models.runtime.engines import KINDS
 REFERENCE_NAME = "rave-v1"
 WARMUP_CALLS = 10
 MIN_CALLS = 30
+ROUNDS = 3
 
 
 def reference_path() -> str:
@@ -113,31 +120,49 @@ while n < MIN_CALLS or (clock() < deadline and n < len(times)):
     call()
     times[n] = clock() - t0
     n += 1
-per_frame = times[:n] / 1e9 / dec.spec.frames_per_call
+peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# Which provider really runs each graph (ONNX Runtime assigns nodes silently): a
+# profiled run, after the timing and the RSS (engine_prepare.engine_assignment).
+from neurorave.models.runtime.engine_prepare import engine_assignment
 print(json.dumps({
     "engine": engine.kind, "provider": engine.provider, "notes": engine.notes,
-    "with_prior": prior is not None,
-    "calls": n, "frames_per_call": dec.spec.frames_per_call,
-    "p50_ms": float(np.percentile(per_frame, 50) * 1e3),
-    "p99_ms": float(np.percentile(per_frame, 99) * 1e3),
-    "max_ms": float(per_frame.max() * 1e3), "mean_ms": float(per_frame.mean() * 1e3),
+    "with_prior": prior is not None, "frames_per_call": dec.spec.frames_per_call,
+    "call_ns": times[:n].tolist(),
     "import_s": imported - start, "load_first_frame_s": first - loaded,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "peak_rss_mb": peak_rss / 1024.0,
     "rss_before_load_mb": rss_before / 1024.0,
+    "assignment": engine_assignment(engine, threads),
 }))
 """.replace("WARMUP_CALLS", str(WARMUP_CALLS)).replace("MIN_CALLS", str(MIN_CALLS))
 
 
-def measure(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any]:
-    """One bundle on one engine kind, in a fresh process."""
+def _run_child(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any]:
     result = subprocess.run([sys.executable, "-c", _CHILD, path, kind, str(threads),
                              str(seconds)], capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"measuring {path} on {kind} failed: {last}")
     figures: Dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    if "unavailable" in figures:
-        return figures
+    return figures
+
+
+def _merge(rounds: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One set of figures from several fresh-process rounds: times pooled, load time and
+    RSS those of the first round (each round's process is as fresh as the first)."""
+    figures = {k: v for k, v in rounds[0].items() if k != "call_ns"}
+    calls = np.concatenate([np.asarray(r["call_ns"], dtype=np.float64) for r in rounds])
+    per_frame_ms = calls / 1e6 / figures["frames_per_call"]
+    figures.update({
+        "calls": int(len(calls)), "rounds": len(rounds),
+        "p50_ms": float(np.percentile(per_frame_ms, 50)),
+        "p99_ms": float(np.percentile(per_frame_ms, 99)),
+        "max_ms": float(per_frame_ms.max()), "mean_ms": float(per_frame_ms.mean()),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+    })
+    return figures
+
+
+def _add_rates(figures: Dict[str, Any], path: str) -> Dict[str, Any]:
     bundle = load_bundle(path, verify_files=False)
     frame_seconds = bundle.frame_size / bundle.sample_rate
     figures["realtime_factor"] = frame_seconds / (figures["mean_ms"] / 1e3)
@@ -150,6 +175,46 @@ def measure(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any
         figures["gmacs_per_audio_second"] = macs / frame_seconds / 1e9
         figures["achieved_gmacs_per_second"] = macs / (figures["mean_ms"] / 1e3) / 1e9
     return figures
+
+
+def measure(path: str, kind: str, threads: int, seconds: float) -> Dict[str, Any]:
+    """One bundle on one engine kind, in a fresh process."""
+    figures = _run_child(path, kind, threads, seconds)
+    if "unavailable" in figures:
+        return figures
+    return _add_rates(_merge([figures]), path)
+
+
+def measure_pair(path: str, ref_path: Optional[str], kind: str, threads: int,
+                 seconds: float, rounds: int = ROUNDS
+                 ) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+    """The bundle and the reference in alternating rounds (each a fresh process), so a
+    machine that gets busier or quieter meanwhile weighs on both alike."""
+    paths = [path] + ([ref_path] if ref_path else [])
+    got: Dict[str, List[Dict[str, Any]]] = {p: [] for p in paths}
+    for _ in range(rounds):
+        for p in paths:
+            figures = _run_child(p, kind, threads, seconds / rounds)
+            if "unavailable" in figures:
+                return figures, None
+            got[p].append(figures)
+    merged = {p: _add_rates(_merge(r), p) for p, r in got.items()}
+    return merged[path], merged.get(ref_path) if ref_path else None
+
+
+def same_rate_ratio(bundle: Dict[str, Any], ref: Dict[str, Any], bundle_rate: int,
+                    ref_rate: int) -> Dict[str, float]:
+    """Bundle over reference, the reference taken at the bundle's sample rate: the same
+    graph at another rate does the same work per frame, for rate/ref_rate times the
+    frames per audio second (its real-time factor divides by that, its MACs per audio
+    second multiply)."""
+    scale = bundle_rate / ref_rate
+    ratio = {"realtime_factor": bundle["realtime_factor"] / (ref["realtime_factor"] / scale),
+             "p50_ms": bundle["p50_ms"] / ref["p50_ms"]}
+    if "gmacs_per_audio_second" in bundle and "gmacs_per_audio_second" in ref:
+        ratio["macs_per_audio_second"] = (bundle["gmacs_per_audio_second"]
+                                          / (ref["gmacs_per_audio_second"] * scale))
+    return ratio
 
 
 def _describe(path: str) -> Dict[str, Any]:
@@ -193,21 +258,15 @@ def bench(path: str, engine: str = "auto", threads: int = 1, seconds: float = 3.
     ref_path = ensure_reference(reference or reference_path())
     report["reference"] = _describe(ref_path) if ref_path else None
     for kind in _kinds(engine):
-        figures = measure(path, kind, threads, seconds)
+        figures, ref = measure_pair(path, ref_path, kind, threads, seconds)
         if "unavailable" in figures:
             report["skipped"][kind] = figures["unavailable"]
             continue
         entry: Dict[str, Any] = {"bundle": figures}
-        if ref_path:
-            ref = measure(ref_path, kind, threads, seconds)
+        if ref is not None:
             entry["reference"] = ref
-            entry["ratio"] = {
-                "realtime_factor": figures["realtime_factor"] / ref["realtime_factor"],
-                "p50_ms": figures["p50_ms"] / ref["p50_ms"],
-            }
-            if "gmacs_per_audio_second" in figures and "gmacs_per_audio_second" in ref:
-                entry["ratio"]["macs_per_audio_second"] = (figures["gmacs_per_audio_second"]
-                                                           / ref["gmacs_per_audio_second"])
+            entry["ratio"] = same_rate_ratio(figures, ref, report["bundle"]["sample_rate"],
+                                             report["reference"]["sample_rate"])
         report["engines"][kind] = entry
     if not report["engines"]:
         raise UserError("no engine could run the bundle here: " + "; ".join(
@@ -237,6 +296,10 @@ def format_report(report: Dict[str, Any]) -> str:
         f = entry["bundle"]
         what = "prior + decoder" if f.get("with_prior") else "decoder"
         lines.append(f"{kind} ({f['provider']}), {what}, {f['calls']} calls:")
+        if f.get("assignment"):
+            from neurorave.models.runtime.engine_prepare import describe
+
+            lines.append(f"  runs on: {describe(f['assignment'])}")
         lines.append(f"  {'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RT x':>9} "
                      f"{'GMAC/s':>8} {'RSS MB':>8} {'load s':>7}")
         lines.append(_row("bundle", f))
@@ -245,12 +308,16 @@ def format_report(report: Dict[str, Any]) -> str:
             r = entry["ratio"]
             extra = (f", MACs per audio second {r['macs_per_audio_second']:.4f}x the reference"
                      if "macs_per_audio_second" in r else "")
+            rate = b["sample_rate"]
+            at = (f" (the reference taken at {rate} Hz)" if ref and rate != ref["sample_rate"]
+                  else "")
             lines.append(f"  ratio: real-time factor {r['realtime_factor']:.2f}x the "
-                         f"reference's{extra}")
+                         f"reference's{extra}{at}")
     for kind, why in report["skipped"].items():
         lines.append(f"{kind}: skipped ({why})")
     lines.append("GMAC/s = multiply-accumulates per second of audio; load s = bundle load "
-                 "+ first frame (per-engine process, import excluded)")
+                 "+ first frame (per-engine process, import excluded); bundle and reference "
+                 f"alternate in {ROUNDS} rounds of fresh processes")
     return "\n".join(lines)
 
 

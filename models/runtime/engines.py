@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from neurorave.common.errors import first_line
 from neurorave.models.runtime.bundle import Bundle, BundleError, GraphSpec
+from neurorave.models.runtime.engine_cache import default_cache_dir
+from neurorave.models.runtime.ort_providers import open_session, provider_list
 
 KINDS = ("trt", "ort-gpu", "ort-cpu")
 # The noise generator's seed after every reset, so a reset replays the same sound.
@@ -37,10 +39,22 @@ class EngineUnavailable(RuntimeError):
     """This kind of engine cannot run here; the message says why."""
 
 
+def run_options(ort):
+    """RunOptions for the hot loop, with `gpu_graph_id` set to its default (0): the Python
+    `run_with_iobinding` of onnxruntime 1.32 reads that key on every call, and an unset
+    key raises inside pybind11 (caught): 45 us a call on a 2-core x86, where an empty
+    graph then costs 50 us instead of 6. Versions that do not read it ignore it."""
+    options = ort.RunOptions()
+    if hasattr(options, "add_run_config_entry"):  # not in the oldest JetPack builds
+        options.add_run_config_entry("gpu_graph_id", "0")
+    return options
+
+
 class GraphRunner:
     """One ONNX graph in an ONNX Runtime session, with bound preallocated buffers."""
 
-    def __init__(self, spec: GraphSpec, kind: str, threads: int = 1):
+    def __init__(self, spec: GraphSpec, kind: str, threads: int = 1,
+                 cache_dir: Optional[str] = None, fp16: bool = True):
         import onnxruntime as ort
 
         self.spec = spec
@@ -55,13 +69,14 @@ class GraphRunner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        providers = [p for p in wanted if p in available]
-        if kind != "ort-cpu":
-            providers.append("CPUExecutionProvider")  # for the few nodes a GPU cannot take
+        # TensorRT's provider with FP16 and its caches in `cache_dir`, CUDA's, the CPU's
+        # (ort_providers.py); kept to ask later which provider runs which node.
+        providers, engine_dir = provider_list(ort, kind, wanted, available, spec, cache_dir,
+                                              fp16)
+        self.requested_providers = providers
         name = os.path.basename(spec.path)
         try:
-            self.session = ort.InferenceSession(spec.path, sess_options=options,
-                                                providers=providers)
+            self.session = open_session(ort, spec.path, options, providers, engine_dir)
         except Exception as exc:  # onnxruntime raises its own types for bad graphs
             raise BundleError(f"{name} cannot be loaded by onnxruntime: {first_line(exc)}") \
                 from None
@@ -73,7 +88,7 @@ class GraphRunner:
         self._bind(ort)
         # One RunOptions for every call: without it onnxruntime builds one per call, and
         # its Python wrapper keeps ~120 bytes per call alive (measured with tracemalloc).
-        self._run_options = ort.RunOptions()
+        self._run_options = run_options(ort)
         # White noise for the inputs model.json declares as noise; reseeded by reset().
         self._noise = [(self.inputs[n.input], n.low, n.high - n.low) for n in spec.noise]
         self._rng = np.random.default_rng(NOISE_SEED)
@@ -154,8 +169,10 @@ class GraphRunner:
         """Fresh white noise into the noise inputs, in place (no allocation)."""
         for array, low, span in self._noise:
             self._rng.random(out=array, dtype=np.float32)
-            array *= span
-            array += low
+            if span != 1.0:  # the prior's [0, 1) needs neither pass (3 of its 9 us)
+                array *= span
+            if low != 0.0:
+                array += low
 
     def run(self) -> None:
         """One call: reads `inputs` and the current state, writes `outputs` and the next."""
@@ -177,6 +194,7 @@ class Engine:
         self.graphs = graphs
         self.notes = notes
         self.load_seconds = load_seconds
+        self.build_notes: List[str] = []  # trt: what was built, what came from the cache
 
     @property
     def provider(self) -> str:
@@ -205,18 +223,28 @@ def preload_libraries() -> None:
         import onnxruntime  # noqa: F401
 
 
-def _open_kind(bundle: Bundle, kind: str, threads: int, roles: Sequence[str]) -> Engine:
+def _open_kind(bundle: Bundle, kind: str, threads: int, roles: Sequence[str],
+               cache_dir: Optional[str] = None, fp16: bool = True) -> Engine:
     if kind == "trt":
+        # The native engine (trt_engine.py): built once per graph, TensorRT version and
+        # GPU, kept in `cache_dir` (default: engines/ in the state directory).
+        from neurorave.models.runtime.trt_engine import TrtUnavailable, open_trt_graphs
+
+        start = time.perf_counter()
         try:
-            import tensorrt  # noqa: F401
-        except ImportError:
-            raise EngineUnavailable("trt: the tensorrt Python package is not installed") from None
-        raise EngineUnavailable("trt: the native TensorRT engine is not built yet (issue 5)")
+            trt_graphs, notes = open_trt_graphs(bundle, roles, cache_dir or default_cache_dir(),
+                                                fp16, NOISE_SEED)
+        except TrtUnavailable as exc:
+            raise EngineUnavailable(f"trt: {exc}") from None
+        _check_first_frame(trt_graphs)
+        engine = Engine(bundle, kind, trt_graphs, [], time.perf_counter() - start)
+        engine.build_notes = notes
+        return engine
     if kind not in _ORT_PROVIDERS:
         raise EngineUnavailable(f"unknown engine kind '{kind}' (choose from auto, "
                                 f"{', '.join(KINDS)})")
     start = time.perf_counter()
-    graphs = {role: GraphRunner(bundle.graphs[role], kind, threads)
+    graphs = {role: GraphRunner(bundle.graphs[role], kind, threads, cache_dir, fp16)
               for role in roles if role in bundle.graphs}
     _check_first_frame(graphs)
     return Engine(bundle, kind, graphs, [], time.perf_counter() - start)
@@ -240,15 +268,18 @@ def _check_first_frame(graphs: Dict[str, GraphRunner]) -> None:
 
 
 def open_engine(bundle: Bundle, kind: str = "auto", threads: int = 1,
-                roles: Optional[Sequence[str]] = None) -> Engine:
-    """Load a bundle's graphs on `kind` (or the fastest kind available for `auto`)."""
+                roles: Optional[Sequence[str]] = None, cache_dir: Optional[str] = None,
+                fp16: bool = True) -> Engine:
+    """Load a bundle's graphs on `kind` (or the fastest kind available for `auto`).
+    The GPU kinds keep their compiled engines in `cache_dir` (engine_cache.py; trt's
+    default: engines/ in the state directory) and run FP16 unless `fp16` is False."""
     wanted_roles = tuple(roles) if roles is not None else tuple(bundle.graphs)
     if kind != "auto":
-        return _open_kind(bundle, kind, threads, wanted_roles)
+        return _open_kind(bundle, kind, threads, wanted_roles, cache_dir, fp16)
     notes: List[str] = []
     for candidate in AUTO_ORDER:
         try:
-            engine = _open_kind(bundle, candidate, threads, wanted_roles)
+            engine = _open_kind(bundle, candidate, threads, wanted_roles, cache_dir, fp16)
         except EngineUnavailable as exc:
             notes.append(str(exc))
             continue

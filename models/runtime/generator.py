@@ -69,6 +69,16 @@ class PriorGenerator:
         prev, self.frames = state
         self._prev[...] = prev
 
+    def rebind(self, engine) -> None:
+        """Go on with `engine`'s prior graph (the voice moved to another engine; its
+        caller carried the graph's state and inputs over already)."""
+        self.graph = engine.graphs["prior"]
+        self._prev = self.graph.inputs["prev"]
+        self._pinned = self.graph.inputs["pinned"]
+        self._mask = self.graph.inputs["mask"]
+        self._temperature = self.graph.inputs["temperature"]
+        self._out = self.graph.outputs["x"]
+
     def step(self, pinned: np.ndarray, mask: np.ndarray, temperature: float = 1.0
              ) -> np.ndarray:
         """The next frame [dims] (a view, valid until the next step)."""
