@@ -126,6 +126,8 @@ class Daemon:
         self.engine_cache = os.path.join(self.state_dir or default_state_dir(), "engines")
         upgrade = EngineUpgrade(self.voice, self.stats, self.log, self._notice_from_thread,
                                 self.engine_cache) if self.engine_kind == "auto" else None
+        if upgrade is not None:
+            self.voice.on_engine_failed = upgrade.engine_failed
         self.loader = ModelLoader(self.models_folder, models, self.state_keeper,
                                   self.voice, self.menu, self.stats, self.light, self.log,
                                   self._make_model, upgrade)
@@ -267,6 +269,7 @@ class Daemon:
         return 0
 
     def _shutdown(self, writer: Optional[StatsWriter]) -> None:
+        self.loader.shutdown()  # first: a GPU build stopped now is no failed build
         self.voice.stop(timeout=0.5)
         self.audio.drain()  # the fade-out reaches the DAC before the stream closes
         self.report.update()
@@ -275,7 +278,6 @@ class Daemon:
         self.sampler.close()
         if writer is not None:
             writer.close()
-        self.loader.shutdown()
         if self.window is not None:
             self.window.close()
         try:

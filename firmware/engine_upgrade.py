@@ -1,13 +1,14 @@
 """The GPU engine arrives while the CPU engine plays: built in the background, swapped in
 between two frames without a click.
 
-A model that loads with `--engine auto` plays at once on whatever is ready: a GPU engine
-built on an earlier start (from the cache, well under a second for TensorRT) or else the
-CPU engine. In the second case `EngineUpgrade.start` runs, on a worker thread, for each
-GPU kind this machine may run (trt, then ort-gpu):
-1. build: a child process compiles the engines into the cache folder (engines/ in the
-   state directory; models/runtime/engine_prepare.py), at most BUILD_LIMIT_S; a child,
-   so that running out of memory or being stopped takes nothing else down;
+A model that loads with `--engine auto` plays at once on the CPU engine, and
+`EngineUpgrade.start` runs, on a worker thread, for each GPU kind this machine may run
+(trt, then ort-gpu):
+1. build, unless an earlier start built it (then it comes from the cache, well under a
+   second for TensorRT): a child process compiles the engines into the cache folder
+   (engines/ in the state directory; models/runtime/engine_prepare.py), at most
+   BUILD_LIMIT_S; a child, so that running out of memory takes nothing else down (a
+   child stopped with the daemon is no failure: it builds again at the next start);
 2. open: the same kind in this process, from the cache, at most OPEN_LIMIT_S;
 3. swap: the voice thread takes it at the next frame boundary, carrying every graph's
    streaming state and noise generator over (`Voice.offer_engine`,
@@ -16,7 +17,10 @@ A kind that fails (its build failed, ran out of memory or took too long; it woul
 open) gives way to the next; when none succeeds the CPU engine plays on, with one log
 line and one OLED notice. A failed build is remembered in the cache folder and not
 tried again at the next start (`neurorave doctor` names the file to remove to retry).
-A model replaced meanwhile cancels its upgrade (the child is killed).
+A model replaced meanwhile cancels its upgrade (the child is killed). Every GPU engine
+comes through the swap, never straight at load: the voice keeps the CPU engine until
+the GPU one has rendered a while on its own thread, and goes back to it if the GPU one
+fails there (`engine_failed`: remembered like a failed build).
 """
 import os
 import threading
@@ -142,6 +146,8 @@ class EngineUpgrade:
                 return "cancelled"
             if engine is None:
                 failures.append(f"{kind}: {why}")
+                if key is not None:  # a cached engine that will not open is built anew
+                    self.cache.clear_marker("ready", kind, key)
                 continue
             offer = self.voice.offer_engine(model, engine)
             if not offer.done.wait(TAKE_LIMIT_S) or not offer.taken:
@@ -175,6 +181,17 @@ class EngineUpgrade:
         if not box:
             return None, f"opening the built engine took longer than {self.open_limit_s:g} s"
         return box[0]
+
+    def engine_failed(self, model: VoiceModel, kind: str, why: str) -> None:
+        """The voice went back to the CPU engine: the GPU one failed on its thread.
+        Remembered like a failed build (not tried again until its file is removed)."""
+        key = bundle_key(kind, model.bundle, model.roles)
+        if key is not None:
+            self.cache.clear_marker("ready", kind, key)
+            self.cache.write_marker("failed", kind, key, {
+                "reason": f"failed while playing: {why}", "bundle": model.path,
+                "when": time.strftime("%Y-%m-%d %H:%M:%S")})
+        self._failed(model, [f"{kind} failed while playing ({why}), back on the CPU engine"])
 
     def _failed(self, model: VoiceModel, failures: List[str]) -> None:
         text = f"engine: {model.name} stays on the CPU engine: " + "; ".join(failures)

@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from neurorave.common.errors import first_line
 from neurorave.firmware.calibration import CVCalibration
 from neurorave.firmware.controls import (
     DEFAULT_CV_RANGES,
@@ -51,6 +52,9 @@ RENDER_MARGIN = 1.5      # times the slowest recent render
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 LIMIT_KNEE = 0.8         # the output stage passes the voice unchanged up to here
 MIN_WAIT_S, MAX_WAIT_S = 0.0005, 0.02
+# Frames a swapped-in engine renders on the voice thread before the one it replaced is
+# let go (a third of a second at 256-sample frames, 4 s at 1024 at 16 kHz).
+ENGINE_TRIAL_FRAMES = 64
 
 
 class ControlInputs:
@@ -216,8 +220,12 @@ class VoiceModel:
         over, so the next frame is the one the old engine would have made (to the new
         engine's precision): no click. Between frames only (the voice thread's turn).
         Returns the engine it replaced."""
+        return self.use_engine(engine, self.engine.snapshot())
+
+    def use_engine(self, engine: Engine, saved: Dict[str, Any]) -> Engine:
+        """Go on with `engine` from the streaming state `saved` (an `Engine.snapshot()`),
+        the inputs carried over; returns the engine it replaced."""
         old = self.engine
-        saved = old.snapshot()
         for role, graph in engine.graphs.items():
             for name, array in old.graphs[role].inputs.items():
                 graph.inputs[name][...] = array
@@ -408,6 +416,10 @@ class Voice:
         self.frames = 0
         self._engine_offer: Optional[EngineOffer] = None
         self.engine_swaps: List[int] = []  # ring indices where a model changed engine
+        self._engine_trial: Optional[Dict[str, Any]] = None
+        self.engine_reverts = 0
+        # (model, kind that failed, why): a swapped-in engine failed on this thread.
+        self.on_engine_failed: Optional[Callable[[VoiceModel, str, str], None]] = None
 
     # ---- from the scheduler -------------------------------------------------------
     def post_gate(self, gate: int, rising: bool, t_ns: int) -> None:
@@ -438,10 +450,35 @@ class Voice:
         if offer is None:
             return
         if offer.model is self.model and not self._swap:
+            saved = offer.model.engine.snapshot()
             offer.replaced = offer.model.adopt_engine(offer.engine)
             offer.taken = True
             self.engine_swaps.append(self.ring.total_written)
+            # The engine it replaced is kept until the new one has rendered a while on
+            # this thread: a GPU engine can open fine elsewhere and fail here (a CUDA
+            # context not current on this thread), and then the old one takes over.
+            self._engine_trial = {"model": offer.model, "engine": offer.replaced,
+                                  "saved": saved, "good": 0}
         offer.done.set()
+
+    def _engine_verdict(self, model: VoiceModel, failure: Optional[str]) -> bool:
+        """Count a frame of a swapped-in engine on trial; on a failure go back to the
+        engine it replaced (from the state of the swap) and say so. True when it did."""
+        trial = self._engine_trial
+        if trial is None or trial["model"] is not model:
+            return False
+        if failure is None:
+            trial["good"] += 1
+            if trial["good"] >= ENGINE_TRIAL_FRAMES:
+                self._engine_trial = None  # the old engine is let go
+            return False
+        self._engine_trial = None
+        failed = model.use_engine(trial["engine"], trial["saved"])
+        self.engine_reverts += 1
+        self.stats.engine, self.stats.provider = model.engine.kind, model.engine.provider
+        if self.on_engine_failed is not None:
+            self.on_engine_failed(model, failed.kind, failure)
+        return True
 
     def start(self) -> None:
         self._stop.clear()
@@ -459,11 +496,16 @@ class Voice:
         return done
 
     # ---- the thread -----------------------------------------------------------------
-    def _inputs(self) -> ControlInputs:
+    def _inputs(self, edges: Optional[List[Tuple[int, bool, int]]] = None) -> ControlInputs:
+        """The controls for the next frame: the newest volts and the gate edges since the
+        last frame (`edges`, else all that are queued)."""
+        if edges is None:
+            edges = []
+            while self._edges:
+                edges.append(self._edges.popleft())
         rise1 = rise2 = False
         edge_ns = 0
-        while self._edges:
-            gate, rising, t_ns = self._edges.popleft()
+        for gate, rising, t_ns in edges:
             if gate == 0 and rising:
                 rise1, edge_ns = True, t_ns
             elif gate == 1:
@@ -484,12 +526,9 @@ class Voice:
         start = time.perf_counter()
         try:
             block = model.render(inputs)
+            self._engine_verdict(model, None)
         except Exception as exc:  # noqa: BLE001 - a bad frame becomes silence, never a stop
-            self.bad_frames += 1
-            if self._on_error is not None:
-                self._on_error(f"voice: {exc}")
-            block = np.zeros(int(round(model.samples_per_call * self.device_rate
-                                       / model.sample_rate)), dtype=np.float32)
+            block = self._failed_frame(model, inputs, exc)
         elapsed = time.perf_counter() - start
         self._render_s.append(elapsed)
         self.stats.inference.add(elapsed * 1e3 / model.frames_per_call)
@@ -499,6 +538,21 @@ class Voice:
         if inputs.edge_ns:
             self._pending_latency.append((self.ring.total_written, inputs.edge_ns))
         return block
+
+    def _failed_frame(self, model: VoiceModel, inputs: ControlInputs,
+                      exc: Exception) -> np.ndarray:
+        """A frame that raised: rendered again on the engine a new one replaced (when
+        one is on trial), else silence; counted and said."""
+        if self._engine_verdict(model, first_line(exc)):
+            try:
+                return model.render(inputs)
+            except Exception as again:  # noqa: BLE001 - silence, never a stop
+                exc = again
+        self.bad_frames += 1
+        if self._on_error is not None:
+            self._on_error(f"voice: {exc}")
+        return np.zeros(int(round(model.samples_per_call * self.device_rate
+                                  / model.sample_rate)), dtype=np.float32)
 
     def _write(self, block: np.ndarray, scale: bool = True) -> np.ndarray:
         if scale:
@@ -535,9 +589,13 @@ class Voice:
                 self.ring.total_read + margin + expected >= end - self._gate_fade_len:
             return                        # mostly played: the next frame takes the gate
         after = model.snapshot()
-        edges = list(self._edges)
+        # The edges this render takes, drained once: an edge a driver thread posts
+        # meanwhile stays queued for the next frame, and a give-up puts back these alone.
+        edges = []
+        while self._edges:
+            edges.append(self._edges.popleft())
         model.restore(before)
-        inputs = self._inputs()
+        inputs = self._inputs(edges)
         inputs.gate2_rise = inputs.gate2_rise or rise2  # the replaced frame's rise too
         t0 = time.perf_counter()
         try:

@@ -257,3 +257,98 @@ def test_nothing_is_built_where_no_gpu_kind_can_run(toy, tmp_path):
     upgrade = EngineUpgrade(voice, voice.stats, print, print, str(tmp_path))
     assert upgrade.wanted() == []
     assert not upgrade.start(model)
+
+
+class _FailsOnTheVoiceThread:
+    """An engine that opened (and ran its first frame) on another thread, then fails on
+    the voice thread after a few calls: a CUDA context not current there."""
+
+    def __init__(self, engine, good_calls=3):
+        self.engine = engine
+        self.kind, self.provider = "ort-gpu", "CUDAExecutionProvider"
+        self.graphs = engine.graphs
+        self.calls = 0
+        run = engine.graphs["decoder"].run
+
+        def failing_run():
+            self.calls += 1
+            if self.calls > good_calls:
+                raise RuntimeError("CUDA error 201: invalid device context")
+            run()
+        engine.graphs["decoder"].run = failing_run
+
+    def snapshot(self):
+        return self.engine.snapshot()
+
+    def restore(self, saved):
+        self.engine.restore(saved)
+
+    def describe(self):
+        return "ort-gpu (CUDAExecutionProvider)"
+
+
+def test_an_engine_that_fails_on_the_voice_thread_gives_the_cpu_engine_back(toy, tmp_path):
+    """The swapped-in engine breaks a few frames later: the voice goes back to the CPU
+    engine it kept (no silent frame), says so once, and the kind is remembered as failed
+    so the next start does not try it again."""
+    log, notices = [], []
+    model = _model(toy)
+    ring, voice = _voice(model)
+    cpu = model.engine
+    upgrade = EngineUpgrade(voice, voice.stats, log.append, notices.append, str(tmp_path),
+                            kinds=("ort-gpu",), prepare=_built,
+                            opener=lambda m, kind: _FailsOnTheVoiceThread(_cpu_twin(m, kind)),
+                            available=lambda kind: None)
+    voice.on_engine_failed = upgrade.engine_failed
+    reverted = threading.Event()
+
+    def watch():
+        while not reverted.is_set():
+            if voice.engine_reverts:
+                reverted.set()
+            time.sleep(0.005)
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        time.sleep(0.1)
+        assert upgrade.start(model)
+        audio = _play_until(ring, reverted, after_s=0.3)   # read as the device would
+    finally:
+        reverted.set()
+        voice.stop()
+    assert upgrade.outcome == "upgraded ort-gpu" and voice.engine_reverts == 1
+    assert model.engine is cpu and voice.bad_frames == 0
+    assert voice.stats.engine == "ort-cpu"
+    assert np.abs(audio[-2000:]).max() > 0.01           # still playing
+    assert any("ort-gpu failed while playing (CUDA error 201" in line for line in log), log
+    assert notices == ["GPU engine: ort-gpu", "GPU engine failed: CPU plays"]
+    key = bundle_key("ort-gpu", model.bundle, model.roles)
+    assert "failed while playing" in \
+        EngineCache(str(tmp_path)).read_marker("failed", "ort-gpu", key)["reason"]
+
+
+def test_a_build_stopped_with_the_daemon_is_no_failed_build(toy, tmp_path):
+    """systemd stops the whole unit, the build child too: built again next time."""
+    term = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"]
+    result = run_prepare(toy, "ort-gpu", str(tmp_path), ["decoder"], 30, command=term)
+    assert not result.ok and result.unavailable and "interrupted (SIGTERM)" in result.reason
+
+
+def test_a_cached_engine_that_will_not_open_is_built_again_next_time(toy, tmp_path):
+    log = []
+    model = _model(toy)
+    voice = Voice(AudioRing(4096), 48000, Stats(), lookahead=256)
+    voice.model = model
+    key = bundle_key("ort-gpu", model.bundle, model.roles)
+    cache = EngineCache(str(tmp_path))
+    cache.write_marker("ready", "ort-gpu", key, {"ok": True})
+
+    def broken(m, kind):
+        raise RuntimeError("CUDA driver version is insufficient")
+
+    upgrade = EngineUpgrade(voice, voice.stats, log.append, lambda text: None, str(tmp_path),
+                            kinds=("ort-gpu",), prepare=_built, opener=broken,
+                            available=lambda kind: None)
+    assert upgrade.start(model) and upgrade.finished.wait(10)
+    assert upgrade.outcome == "failed" and "CUDA driver version" in log[0]
+    assert cache.read_marker("ready", "ort-gpu", key) is None
+    assert cache.read_marker("failed", "ort-gpu", key) is None   # a rebuild may cure it

@@ -100,27 +100,18 @@ def ready_kinds(bundle: Bundle, roles: Sequence[str], cache_dir: str,
 
 def open_ready(bundle: Bundle, kind: str, threads: int, roles: Sequence[str],
                cache_dir: Optional[str]) -> Any:
-    """What a model opens on at load. `auto` with a cache folder: a GPU kind whose build
-    is ready (quick: from the cache), else the CPU engine now (the GPU kinds are then
-    built in the background by the firmware). Anything else: `open_engine` as asked."""
+    """What a model opens on at load. `auto` with a cache folder: the CPU engine now; the
+    firmware then brings in a GPU engine, from the cache when one was built before, and
+    keeps the CPU one until the GPU one has rendered a while on the voice's own thread
+    (firmware/engine_upgrade.py). Anything else: `open_engine` as asked."""
     from neurorave.models.runtime.engines import open_engine
 
     if kind != "auto" or cache_dir is None:
         return open_engine(bundle, kind, threads, roles=roles, cache_dir=cache_dir)
     notes = [f"{k}: {why}" for k, why in ((k, why_not(k)) for k in GPU_KINDS) if why]
-    for ready in ready_kinds(bundle, roles, cache_dir):
-        try:
-            engine = open_engine(bundle, ready, threads, roles=roles, cache_dir=cache_dir)
-        except Exception as exc:  # noqa: BLE001 - a cached engine that fails: CPU plays
-            notes.append(f"{ready}: the cached engine would not open ({exc}); rebuilt "
-                         "in the background")
-            cache = EngineCache(cache_dir)
-            key = bundle_key(ready, bundle, roles)
-            if key is not None:
-                cache.clear_marker("ready", ready, key)
-            continue
-        engine.notes = notes
-        return engine
+    ready = ready_kinds(bundle, roles, cache_dir)
+    if ready:
+        notes.append(f"{', '.join(ready)} built here before: swapped in once it opens")
     engine = open_engine(bundle, "ort-cpu", threads, roles=roles, cache_dir=cache_dir)
     engine.notes = notes
     return engine
@@ -212,6 +203,11 @@ def run_prepare(bundle_path: str, kind: str, cache_dir: str, roles: Sequence[str
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
+        if -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            # Stopped with the daemon (systemd signals the whole unit): no failure of the
+            # build, which runs again at the next start.
+            return PrepareResult(False, f"the build was interrupted ({name})", info, seconds,
+                                 unavailable=True)
         why = " (out of memory?)" if -code == signal.SIGKILL else ""
         return PrepareResult(False, f"the build was killed by {name}{why}", info, seconds)
     last = (stderr.splitlines() or ["no message"])[-1]
