@@ -314,7 +314,10 @@ class AudioOutput:
                 if feed.dead.is_set():  # woke from a stuck write after being given up
                     return
                 self._copy_block(block)
-                if stream.write(block):
+                underflowed = stream.write(block)
+                if feed.dead.is_set():  # released from a stuck write: touch nothing more
+                    return
+                if underflowed:
                     self.status_underflows += 1
                 # The next ring sample plays once what the device holds now has played.
                 self._set_stamp(self.ring.total_read,

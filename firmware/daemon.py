@@ -230,7 +230,7 @@ class Daemon:
         player_stop = threading.Event()
         if self.player is not None:  # patch time 0 is now; its edges come at their time
             self.player.start_ns = int(start * 1e9)
-            run_in_thread(self.player, player_stop, CV_PERIOD_S)
+            player_thread = run_in_thread(self.player, player_stop, CV_PERIOD_S)
         last = {"draw": 0.0, "bars": 0.0, "info": 0.0}
         while not self._stop.is_set():
             now = time.monotonic()
@@ -265,6 +265,8 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
         notifier("STOPPING=1")
         player_stop.set()
+        if self.player is not None:
+            player_thread.join(0.5)  # nothing posts to the panel while it closes
         self._shutdown(writer)
         return 0
 
