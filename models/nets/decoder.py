@@ -87,7 +87,6 @@ class HarmonicSource(nn.Module):
     def forward(self, hidden: torch.Tensor, f0_hz: torch.Tensor) -> torch.Tensor:
         b, frames = f0_hz.shape
         amps = torch.sigmoid(self.amplitudes(hidden) - 5.0)  # start quiet
-        amps = amps.repeat_interleave(self.bands, dim=2)  # [B, H, N] at the audio rate
         # Phases in cycles, wrapped per frame so float32 stays exact over long signals:
         # each frame starts where the last ended, and f0 holds within a frame.
         step = f0_hz / self.sample_rate  # cycles per sample [B, F]
@@ -100,13 +99,27 @@ class HarmonicSource(nn.Module):
         self.phase.write((last - torch.floor(last))[:, None, :])
         k = self.multiples  # [1, H, 1]
         start = k * starts[:, None, :]  # [B, H, F]
-        start = (start - torch.floor(start))[..., None]
-        n = torch.arange(1, self.hop + 1, dtype=hidden.dtype, device=hidden.device)
-        partials = start + (k * step[:, None, :])[..., None] * n  # [B, H, F, hop]
-        partials = partials.reshape(b, k.shape[1], frames * self.hop)
-        audible = (k * f0_hz[:, None, :] < self.sample_rate / 2).to(amps.dtype)
-        audible = audible.repeat_interleave(self.hop, dim=2)
-        return (amps * audible * torch.sin(2 * torch.pi * partials)).sum(1, keepdim=True)
+        start = 2 * torch.pi * (start - torch.floor(start))
+        rate = 2 * torch.pi * k * step[:, None, :]  # radians per sample [B, H, F]
+        # Sample i = m * bands + j of a frame (m: its band sample, where the amplitude
+        # changes) has the phase coarse[m] + fine[j] (coarse = start + rate * m * bands,
+        # fine = rate * (j + 1)), so sin(coarse + fine) = sin(coarse) cos(fine) +
+        # cos(coarse) sin(fine), and the sum over harmonics of amplitude x sine is one
+        # small matrix product per frame. No [B, H, samples] tensor is ever made: the
+        # sines at the audio rate were half of a 48 kHz training step.
+        per = self.hop // self.bands  # band samples per frame
+        m = torch.arange(per, dtype=hidden.dtype, device=hidden.device) * self.bands
+        j = torch.arange(1, self.bands + 1, dtype=hidden.dtype, device=hidden.device)
+        start, rate = start.transpose(1, 2)[..., None], rate.transpose(1, 2)[..., None]
+        coarse = start + rate * m   # [B, F, H, per]
+        fine = rate * j             # [B, F, H, bands]
+        audible = (k * f0_hz[:, None, :] < self.sample_rate / 2).to(amps.dtype)  # [B, H, F]
+        weights = amps.reshape(b, k.shape[1], frames, per) * audible[..., None]
+        weights = weights.transpose(1, 2)  # [B, F, H, per]
+        left = torch.cat([weights * torch.sin(coarse), weights * torch.cos(coarse)], dim=2)
+        right = torch.cat([torch.cos(fine), torch.sin(fine)], dim=2)  # [B, F, 2H, bands]
+        out = torch.matmul(left.transpose(2, 3), right)  # [B, F, per, bands]
+        return out.reshape(b, 1, frames * self.hop)
 
 
 class BandDCBlock(nn.Module):

@@ -78,11 +78,13 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
     import pytorch_lightning as pl
     import torch
     from neurorave.models.config import load_config, save_config
+    from neurorave.models.training.allocator import keep_freed_memory
     from neurorave.models.training.data import StoreDataModule
     from neurorave.models.training.module import FaderRave
     from neurorave.models.training.run import CONFIG_FILE, DATASET_FILE
     from neurorave.models.training.stats import resolve_stats
 
+    keep_freed_memory()
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
     start = 0
