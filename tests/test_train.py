@@ -91,7 +91,9 @@ def test_tiny_loss_falls_over_30_steps_and_the_run_folder_is_complete(data, tmp_
 
 
 def test_resume_takes_the_same_next_step(data, tmp_path):
-    config = _config(tmp_path, training={"checkpoint_every": 3})
+    # The critic starts learning at step 4: the step-3 checkpoint leaves it out (it is
+    # still its initialisation), and the resumed run must rebuild it exactly.
+    config = _config(tmp_path, training={"checkpoint_every": 3, "adversarial_start": 4})
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(config, str(data), str(straight), steps=6, seed=7, progress=False)
     train(config, str(data), str(resumed), steps=3, seed=7, progress=False)
@@ -104,6 +106,13 @@ def test_resume_takes_the_same_next_step(data, tmp_path):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a["decoder.waveform.conv.weight"], c["decoder.waveform.conv.weight"])
+    assert any(k.startswith("discriminator.") for k in a)
+    assert not any(k.startswith("discriminator.") for k in c)
+    saved = torch.load(resumed / "checkpoints" / "step-00000003.ckpt", weights_only=False)
+    assert not any(k.startswith("discriminator.") for k in saved["state_dict"])
+    assert any(k.startswith("latent_discriminator.") for k in saved["state_dict"])
+    loaded = load_run(resumed, "step-00000003.pt").module  # loads, critic and all
+    assert torch.equal(loaded.decoder.waveform.conv.weight, c["decoder.waveform.conv.weight"])
     # The run says what each session trained: steps, wall time, hardware.
     history = json.loads((resumed / "history.json").read_text())
     assert [(s["first_step"], s["last_step"]) for s in history] == [(0, 3), (3, 6)]

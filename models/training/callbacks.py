@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import pytorch_lightning as pl
 import torch
+from neurorave.models.training.module import without_critic
 
 KEEP_CHECKPOINTS = 3  # full Lightning checkpoints kept besides last.ckpt; weights are all kept
 HISTORY_FILE = "history.json"
@@ -79,6 +80,8 @@ class StepCheckpoint(pl.Callback):
             shutil.copyfile(ckpt, self.checkpoints / "last.ckpt")
             self.weights.mkdir(parents=True, exist_ok=True)
             state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+            if pl_module.critic_untrained():
+                state = without_critic(state)
             weights = self.weights / f"step-{step:08d}.pt"
             torch.save(state, weights)
             shutil.copyfile(weights, self.weights / "last.pt")

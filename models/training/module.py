@@ -328,12 +328,36 @@ class FaderRave(pl.LightningModule):
         self._val_example = None
 
     # -- checkpoints -------------------------------------------------------------------
+    # Until phase 2 the waveform critic has not learned (its weights are the seeded
+    # initialisation, its optimiser never stepped) yet it is 17.6 of a 48 kHz run's
+    # 18.7 M parameters: checkpoints and weights leave it out (84 -> 13 MB), and loading
+    # takes it from this module's own initialisation, which the seed makes the same.
+    def critic_untrained(self) -> bool:
+        return self.completed_steps < self.cfg.training.adversarial_start
+
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         checkpoint["neurorave"] = {"completed_steps": self.completed_steps, "seed": self.seed,
                                    "config": self.cfg.to_dict()}
+        if self.critic_untrained():
+            checkpoint["state_dict"] = without_critic(checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self.completed_steps = int(checkpoint["neurorave"]["completed_steps"])
+        checkpoint["state_dict"] = self.with_critic(checkpoint["state_dict"])
+
+    def with_critic(self, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """`state`, with this module's (initial) critic when it was saved without one."""
+        if any(k.startswith(CRITIC_PREFIX) for k in state):
+            return state
+        critic = {CRITIC_PREFIX + k: v for k, v in self.discriminator.state_dict().items()}
+        return {**state, **critic}
+
+
+CRITIC_PREFIX = "discriminator."
+
+
+def without_critic(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith(CRITIC_PREFIX)}
 
 
 def log_spectrogram_image(wave: torch.Tensor, n_fft: int = 512) -> torch.Tensor:

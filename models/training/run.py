@@ -41,6 +41,6 @@ def load_run(path, weights: Optional[str] = None) -> Run:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise UserError(f"{weights_path}: cannot read the weights ({exc})") from None
     module = FaderRave(cfg, stats)
-    module.load_state_dict(state)
+    module.load_state_dict(module.with_critic(state))
     module.eval()
     return Run(path, cfg, stats, module, weights_path)
