@@ -6,13 +6,21 @@ audio consumer (`audio_out.AudioOutput`: a PortAudio callback or a writer thread
 when the ring holds fewer samples than asked it plays what there is, fills the rest
 with silence and counts an underflow.
 
-Why no lock: each index has one writer (the producer owns `_write_total`, the consumer
-owns `_read_total`), both only grow, and a Python int assignment is atomic under the
-GIL. The producer publishes its index only after the samples are in place, the
-consumer frees space only after copying out, so neither side ever sees a half-written
-block.
+Why no lock for plain writes: each index has one writer (the producer owns
+`_write_total`, the consumer owns `_read_total`), both only grow, and a Python int
+assignment is atomic under the GIL. The producer publishes its index only after the
+samples are in place, the consumer frees space only after copying out, so neither side
+ever sees a half-written block.
+
+A splice (`splice`: a gate's frame replacing what is queued) takes back samples the
+consumer could be about to read, so it and each read hold one lock: a read waits at
+most for the splice's copy (a few hundred samples, no allocation in the ring), and a
+splice can start at the very next sample to be read. Without it a splice had to keep a
+block or two clear of the read point (5 to 11 ms at 256 frames), and a gate was heard
+that much later.
 """
-from typing import Optional
+import threading
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -29,6 +37,7 @@ class AudioRing:
         self._read_total = 0  # samples ever read (consumer only)
         self.underflows = 0  # reads that came up short (consumer only)
         self.samples_missing = 0  # silence samples filled in (consumer only)
+        self._lock = threading.Lock()  # a read against a splice
 
     # ---- shared view -------------------------------------------------------------
     def available(self) -> int:
@@ -78,13 +87,47 @@ class AudioRing:
                              f"{self._write_total}")
         self._write_total = index
 
+    def splice(self, earliest: int,
+               make: Callable[[int], Optional[np.ndarray]]) -> Optional[int]:
+        """Producer side: replace everything queued from the next sample the consumer
+        will read (but not before ring index `earliest`) with `make(index)`'s block;
+        `make` gets that index and may return None to leave the ring as it is. Returns
+        the index, or None when nothing was spliced. `make` runs under the lock the
+        consumer's reads take: it must be quick (a crossfade, not a render)."""
+        with self._lock:
+            index = max(self._read_total, earliest)
+            if index > self._write_total:
+                return None
+            block = make(index)
+            if block is None:
+                return None
+            if len(block) > self.capacity - (index - self._read_total):
+                raise ValueError("a splice longer than the ring's room")
+            self._write_total = index
+            self.write(block)
+            return index
+
+    def peek(self, index: int, out: np.ndarray) -> int:
+        """Producer side: copy the queued samples from ring index `index` into `out`;
+        returns how many there were."""
+        n = max(0, min(len(out), self._write_total - index))
+        start = index % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self._buffer[start:start + first]
+        out[first:n] = self._buffer[:n - first]
+        return n
+
     # ---- consumer (audio callback or writer) ---------------------------------------
     def read_into(self, out: np.ndarray, count: Optional[int] = None) -> int:
         """Fill `out` (1-D float32 view) from the ring; silence where it runs short.
 
         Returns the number of real samples copied. Allocation-free: only slice views of
-        preallocated arrays are made.
+        preallocated arrays are made. Waits only for a splice in progress.
         """
+        with self._lock:
+            return self._read_into(out, count)
+
+    def _read_into(self, out: np.ndarray, count: Optional[int]) -> int:
         want = out.shape[0] if count is None else count
         n = min(want, self.available())
         if n > 0:

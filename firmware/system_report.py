@@ -81,6 +81,7 @@ class SystemReport:
                       "oled_frames": self.frames_drawn(),
                       "scheduler_turn_ms": self.turn_ms.summary(),
                       "bad_frames": self.voice.bad_frames,
+                      "gates": self.voice.gates, "gates_spliced": self.voice.rerenders,
                       "frames": self.voice.frames, "cv_reads": self.cv_reads(),
                       "state": self.light.state,
                       "audio": self.audio.status()})

@@ -55,6 +55,7 @@ MIN_WAIT_S, MAX_WAIT_S = 0.0005, 0.02
 # Frames a swapped-in engine renders on the voice thread before the one it replaced is
 # let go (a third of a second at 256-sample frames, 4 s at 1024 at 16 kHz).
 ENGINE_TRIAL_FRAMES = 64
+QUEUED_FRAMES = 16       # frames remembered for a gate to re-render (more than queue)
 
 
 class ControlInputs:
@@ -401,12 +402,15 @@ class Voice:
         self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
         self.late_frames = 0
         self.rerenders = 0          # gates that re-rendered the queued frame
+        self.gates = 0              # gate-1 rises posted
         # Off (or NEURORAVE_NO_RERENDER set): a gate waits for the next frame.
         self.rerender = os.environ.get("NEURORAVE_NO_RERENDER") is None
         self._gate1_waiting = False
-        # The last frame written: where it starts, its samples, the state before it, and
-        # whether it took a gate-2 rise (a re-render takes that rise again).
-        self._last: Optional[Tuple[int, np.ndarray, Optional[Dict[str, Any]], bool]] = None
+        # The frames written, newest last: where each starts, its samples, the state
+        # before it, and whether it took a gate-2 rise (a re-render takes that rise again).
+        self._queued: Deque[Tuple[int, np.ndarray, Optional[Dict[str, Any]], bool]] = \
+            collections.deque(maxlen=QUEUED_FRAMES)
+        self._fade_old = np.zeros(self._gate_fade_len, np.float32)
         self._snap: Optional[Dict[str, Any]] = None
         self._snap_rise2 = False
         self.swaps: List[int] = []
@@ -425,6 +429,7 @@ class Voice:
     def post_gate(self, gate: int, rising: bool, t_ns: int) -> None:
         self._edges.append((gate, rising, t_ns))
         if gate == 0 and rising:
+            self.gates += 1
             self._gate1_waiting = True
             self._wake.set()
 
@@ -565,29 +570,31 @@ class Voice:
         self.stats.block_rendered()
         return block
 
-    def _rerender_queued_frame(self) -> None:
-        """A gate while the last frame still waits in the ring: render that frame again
-        from the state before it, with the gate, and play it whole from just after what
-        the callback may be reading (the queued sound cut by a short crossfade), instead
-        of making the gate wait for the next frame (up to a whole frame of latency).
+    def _rerender_queued_frame(self) -> bool:
+        """A gate while frames are still queued: the frame that will be playing when the
+        new one is ready is rendered again from the state before it, with the gate, and
+        played whole from the next sample the consumer reads (`AudioRing.splice`: the
+        queued sound cut by a short crossfade, everything after it taken back); the
+        frames after it follow from there. So a gate waits for one render and the next
+        device period, not for the queue (with 256-sample frames the queue is two to
+        three frames: 12 to 17 ms). True when it was spliced in; else the next frame
+        takes the gate.
 
-        Whole: the gate's frame begins with its attack, so it starts at the splice and
-        the frames after it follow from there. Spliced in at its own offset instead,
-        the attack (up to a frame's worth) was skipped and the gate heard late.
+        Whole: the gate's frame begins with its attack, so it starts at the splice.
+        Spliced in at its own offset instead, the attack (up to a frame's worth) was
+        skipped and the gate heard late.
         """
         self._gate1_waiting = False
-        model, last = self.model, self._last
-        if model is None or last is None:
-            return
-        start, old, before, rise2 = last
-        if before is None:
-            return
-        end = start + len(old)
-        margin = 2 * self.lookahead      # one read in progress, and one more
-        expected = int(max(self._render_s, default=0.02) * RENDER_MARGIN * self.device_rate)
-        if self.ring.total_written != end or \
-                self.ring.total_read + margin + expected >= end - self._gate_fade_len:
-            return                        # mostly played: the next frame takes the gate
+        model = self.model
+        if model is None or not self._queued:
+            return False
+        calls = 1 + model.phrase_lead
+        render = max(self._render_s, default=0.02) * RENDER_MARGIN * calls
+        ahead = self.ring.total_read + int(render * self.device_rate)  # read point when ready
+        record = next((r for r in self._queued if ahead < r[0] + len(r[1])), None)
+        if record is None or record[2] is None:
+            return False                  # all played by then: the next frame takes the gate
+        start, _, before, rise2 = record
         after = model.snapshot()
         # The edges this render takes, drained once: an edge a driver thread posts
         # meanwhile stays queued for the next frame, and a give-up puts back these alone.
@@ -599,26 +606,36 @@ class Voice:
         inputs.gate2_rise = inputs.gate2_rise or rise2  # the replaced frame's rise too
         t0 = time.perf_counter()
         try:
-            new = model.render(inputs)
+            new = output_stage(model.render(inputs), self.level)
         except Exception:  # noqa: BLE001 - keep what is queued; the next frame has the gate
             new = np.zeros(0, np.float32)
         self.stats.inference.add((time.perf_counter() - t0) * 1e3 / model.frames_per_call)
-        # Splice after what the callback may be reading, and never before this frame
-        # (the one before it may still be queued: it stays as it is).
-        keep = max(self.ring.total_read + margin, start)
         n = self._gate_fade_len
-        if len(new) <= n or keep + n > end or after is None:
-            if after is not None:         # give up: as if nothing happened
+        old = self._fade_old
+
+        def joined(index: int) -> Optional[np.ndarray]:
+            # Under the ring's lock: the consumer is between reads.
+            if self.ring.peek(index, old) < n:
+                return None               # the queue ran out meanwhile
+            return crossfade(old, new)
+
+        keep = self.ring.splice(start, joined) if len(new) > n and after is not None \
+            else None
+        if keep is None:                  # give up: as if nothing happened
+            if after is not None:
                 model.restore(after)
             self._edges.extendleft(reversed(edges))
-            return
-        new = crossfade(old[keep - start:keep - start + n], output_stage(new, self.level))
-        self.ring.rewind(keep)
-        self._write(new, scale=False)
-        self._last = (keep, new, before, inputs.gate2_rise)
+            return False
+        while self._queued and self._queued[-1][0] + len(self._queued[-1][1]) > keep:
+            self._queued.pop()            # taken back (or cut) by the splice
+        self._queued.append((keep, new, before, inputs.gate2_rise))
+        self.stats.block_rendered()
         self.rerenders += 1
+        while self._pending_latency and self._pending_latency[-1][0] >= keep:
+            self._pending_latency.pop()   # gates whose frames were taken back
         if inputs.edge_ns:
             self._pending_latency.append((keep, inputs.edge_ns))
+        return True
 
     def threshold(self) -> int:
         """Ring samples below which the next frame is rendered."""
@@ -649,7 +666,7 @@ class Voice:
                     break
             except Exception as exc:  # noqa: BLE001 - the voice thread never dies
                 self.bad_frames += 1
-                self._last = None
+                self._queued.clear()
                 if self._on_error is not None:
                     self._on_error(f"voice: {type(exc).__name__}: {exc}")
                 time.sleep(0.001)
@@ -661,11 +678,11 @@ class Voice:
             if self.model is not None:
                 self._write(fade(self._render_block(), False, self._fade_len))
             return True
+        if self._gate1_waiting and self.rerender and not self._swap and \
+                self._rerender_queued_frame():
+            return False
         queued, threshold = self.ring.available(), self.threshold()
         if queued >= threshold:
-            if self._gate1_waiting and self.rerender:
-                self._rerender_queued_frame()
-                return False
             self._measure_latency()
             # Sleep until about when the ring falls to the threshold (every wake takes
             # the GIL, which the audio consumer needs too); a gate wakes it at once.
@@ -677,6 +694,7 @@ class Voice:
             if self.model is not None:
                 self._write(fade(self._render_block(), False, self._fade_len))
             self._swap = False
+            self._queued.clear()      # the old model's frames
             self.model, self._next_model = self._next_model, None
             self.swaps.append(self.ring.total_written)  # where the new model begins
             self._fading_in = True
@@ -691,7 +709,7 @@ class Voice:
             if self.first_sound_index is None:
                 self.first_sound_index = start
             self._write(block)
-            self._last = None         # a fade is never re-rendered
+            self._queued.clear()      # a fade is never re-rendered, nor what came before
         else:
-            self._last = (start, self._write(block), self._snap, self._snap_rise2)
+            self._queued.append((start, self._write(block), self._snap, self._snap_rise2))
         return False

@@ -125,3 +125,59 @@ def test_threaded_producer_and_consumer_keep_order():
     # Every sample arrived once, in order, with nothing torn (float32 holds these exactly).
     assert np.array_equal(received, np.arange(total, dtype=np.float32))
     assert ring.total_read == total == ring.total_written
+
+
+def test_a_splice_lands_at_the_next_sample_read_and_never_tears_a_read():
+    """A gate's frame replaces the queue from the very next sample the consumer reads:
+    every read block holds one splice's samples (or the samples before it), never the
+    head of one and the tail of another, while splices and reads race (the GIL
+    switching as often as it can)."""
+    import sys
+
+    ring = AudioRing(4096)
+    ring.write(np.full(1024, -1.0, np.float32))
+    assert ring.splice(0, lambda index: None) is None and ring.available() == 1024
+    out = np.empty(100, np.float32)
+    ring.read_into(out)
+    assert ring.splice(0, lambda index: np.arange(index, index + 300, dtype=np.float32)) == 100
+    assert ring.available() == 300
+    ring.read_into(out)
+    assert out[0] == 100 and out[-1] == 199  # the splice, from its first sample
+    assert ring.splice(500, lambda index: np.zeros(10, np.float32)) is None  # past the end
+
+    torn, reads, firsts = [], [0], {}
+    stop = threading.Event()
+
+    def splice_forever():
+        gen = 0
+        while not stop.is_set():
+            gen = gen % 9000 + 1
+            ring.splice(0, lambda index, g=gen: g * 1000.0 + np.arange(512, dtype=np.float32))
+
+    def read_forever():
+        block = np.empty(64, np.float32)
+        while not stop.is_set():
+            n = ring.read_into(block)
+            gens = (block[:n] // 1000).astype(int)
+            if len(set(gens.tolist()) - {0}) > 1:
+                torn.append(block[:n].copy())
+            for g, v in zip(gens.tolist(), block[:n].tolist()):
+                firsts.setdefault(g, v - g * 1000)  # where each splice was first heard
+            reads[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=splice_forever), threading.Thread(target=read_forever)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(10)
+    finally:
+        sys.setswitchinterval(interval)
+    assert reads[0] > 1000 and not torn, torn[:3]
+    # Every splice heard was heard from its first sample: none landed behind the reader.
+    late = {g: i for g, i in firsts.items() if g > 0 and i != 0}
+    assert len(firsts) > 100 and not late, list(late.items())[:5]
