@@ -108,3 +108,29 @@ def test_the_48k_voices_render_their_data_at_48k_and_ask_for_steps(tmp_path):
     assert asked.returncode != 0
     assert asked.stderr.strip() == ("pretrained: gm-drums-48k: no installed bundle to "
                                     "reproduce; give --steps N")
+
+
+def test_a_carried_run_goes_on_from_a_fresh_work_folder(tmp_path):
+    """`--carry` keeps a run's newest checkpoint in the repository (here a temporary
+    folder); a fresh clone's recipe resumes it there instead of starting at step 0."""
+    carried = tmp_path / "carried"
+    train_only = ["--skip", "twin", "prior", "export", "evaluate", "install",
+                  "--carried", str(carried)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def recipe(work, *extra):
+        done = subprocess.run(RECIPE + ["--work", str(work), "--install-to",
+                                        str(tmp_path / "installed"), *train_only, *extra],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    recipe(tmp_path / "first", "--steps", "2")
+    out = recipe(tmp_path / "first", "--carry")
+    assert "gm-drums: carried step 2" in out
+    assert sorted(p.name for p in (carried / "gm-drums").iterdir()) == \
+        ["checkpoints", "config.json", "dataset.json", "history.json", "stats.json"]
+    out = recipe(tmp_path / "fresh", "--steps", "3")
+    assert "resuming the run carried" in out and "--resume" in out
+    history = json.loads((tmp_path / "fresh" / "runs" / "gm-drums" / "history.json").read_text())
+    assert [(s["first_step"], s["last_step"]) for s in history] == [(0, 2), (2, 3)]

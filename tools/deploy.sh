@@ -37,14 +37,14 @@ esac
 cd "$(dirname "$0")/.."
 command -v "$SSH" >/dev/null 2>&1 || { echo "deploy.sh: '$SSH' not found; install openssh-client" >&2; exit 1; }
 
-echo "deploy: copying $(git ls-files --cached --others --exclude-standard | wc -l) files to $HOST:$REMOTE_DIR"
+echo "deploy: copying $(git ls-files --cached --others --exclude-standard -- . ":(exclude)carried-runs" | wc -l) files to $HOST:$REMOTE_DIR"
 if [ "$DRY" -eq 1 ]; then
     echo "+ git ls-files ... | tar -c | $SSH $HOST 'rm -rf $REMOTE_DIR && mkdir -p $REMOTE_DIR && tar -x -C $REMOTE_DIR'"
     [ -n "$WHEEL" ] && echo "+ the wheel: --ort-wheel $WHEEL"
     echo "+ $SSH -t $HOST sudo sh $REMOTE_DIR/systemd/install.sh $PYTHON_ARG${WHEEL:+ --ort-wheel ...}"
     exit 0
 fi
-git ls-files -z --cached --others --exclude-standard \
+git ls-files -z --cached --others --exclude-standard -- . ":(exclude)carried-runs" \
     | tar -c --null -T - -f - \
     | "$SSH" "$HOST" "rm -rf $REMOTE_DIR && mkdir -p $REMOTE_DIR && tar -x -C $REMOTE_DIR"
 WHEEL_ARG=""

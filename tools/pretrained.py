@@ -11,9 +11,15 @@ Every stage picks up where the last call left it: run it again with the same --w
 folder and a larger --steps to train on, on CPU or GPU, across as many sessions as it
 takes (each run's history.json records the steps, wall time and hardware of each).
 
+A run too long for one sitting travels in the repository: `--carry` copies each model's
+newest checkpoint (about 13 MB at 48 kHz until phase 2: the waveform critic, not yet
+trained, is left out) with the run's config, stats and history into
+carried-runs/NAME, and a later `make pretrained` on a fresh clone starts that
+run from there instead of from step 0 (the dataset is rendered again, the same).
+
     tools/pretrained.py [--models gm-notes gm-drums gm-notes-48k gm-drums-48k] [--steps N]
                         [--prior-steps N] [--devices N] [--skip twin] [--eval-limit N]
-                        [--work DIR] ...
+                        [--work DIR] [--carry] ...
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ MODELS = {
 }
 STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
 MAX_BUNDLE_MB = 20.0
+CARRIED = ROOT / "carried-runs"  # runs in progress, in the repository (not installed)
+CARRIED_FILES = ("config.json", "stats.json", "history.json", "dataset.json")
 NEURORAVE = [sys.executable, "-m", "neurorave.firmware.cli"]
 
 
@@ -123,6 +131,7 @@ class Recipe:
             raise SystemExit(f"pretrained: {run_name}: no installed bundle to reproduce; "
                              "give --steps N")
         target = target or load_config(config).training.steps
+        self.take_carried(run_name)
         done = trained_steps(run)
         if done >= target:
             say(f"{run_name}: {done} steps trained (target {target})")
@@ -134,6 +143,37 @@ class Recipe:
         if self.args.devices:
             command += ["--devices", str(self.args.devices)]
         self._run(name, stage, command)
+
+    def take_carried(self, run_name: str) -> None:
+        """Start from the run the repository carries, when the work folder has none."""
+        carried, run = Path(self.args.carried) / run_name, self.run_dir(run_name)
+        if (run / "checkpoints" / "last.ckpt").exists() or \
+                not (carried / "checkpoints" / "last.ckpt").exists():
+            return
+        shutil.copytree(carried, run, dirs_exist_ok=True)
+        say(f"{run_name}: resuming the run carried in {shown_path(carried)} at step "
+            f"{trained_steps(run)}")
+
+    def carry(self, run_name: str) -> None:
+        """Copy the run's newest checkpoint and its records into the repository."""
+        run, carried = self.run_dir(run_name), Path(self.args.carried) / run_name
+        last = run / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            say(f"{run_name}: nothing to carry (no checkpoint)")
+            return
+        size_mb = last.stat().st_size / 1e6
+        if size_mb > MAX_BUNDLE_MB:
+            raise SystemExit(f"pretrained: {run_name}: the checkpoint is {size_mb:.1f} MB, over "
+                             f"{MAX_BUNDLE_MB:.0f} MB: too big to carry")
+        if carried.exists():
+            shutil.rmtree(carried)
+        (carried / "checkpoints").mkdir(parents=True)
+        shutil.copyfile(last, carried / "checkpoints" / "last.ckpt")
+        for name in CARRIED_FILES:
+            if (run / name).exists():
+                shutil.copyfile(run / name, carried / name)
+        say(f"{run_name}: carried step {trained_steps(run)} in "
+            f"{shown_path(carried)} ({size_mb:.1f} MB)")
 
     def prior(self, name: str) -> None:
         run, prior = self.run_dir(name), self.run_dir(name + "-prior")
@@ -245,6 +285,11 @@ class Recipe:
         }
 
     def go(self) -> None:
+        if self.args.carry:
+            for name in self.args.models:
+                for run_name in (name, name + "-crave"):
+                    self.carry(run_name)
+            return
         for name in self.args.models:
             wanted = [s for s in STAGES if s not in self.args.skip]
             if "data" in wanted:
@@ -263,6 +308,10 @@ class Recipe:
                 self.install(name)
 
 
+def shown_path(path: Path) -> str:
+    return str(path).replace(f"{ROOT}{os.sep}", "")
+
+
 def shown(command: List[Any]) -> str:
     """The neurorave command line, with paths inside the checkout made relative."""
     return "neurorave " + " ".join(str(c).replace(f"{ROOT}{os.sep}", "") for c in command[3:])
@@ -279,8 +328,13 @@ def evaluated_graphs(metrics: Path) -> Optional[Dict[str, str]]:
 
 
 def trained_steps(run: Path) -> int:
-    """The newest saved step of a training run (0 for none)."""
+    """The newest saved step of a training run (0 for none); a carried run has no
+    weights files, only its history."""
     steps = [int(p.stem.split("-")[1]) for p in (run / "weights").glob("step-*.pt")]
+    history = run / "history.json"
+    if history.exists():
+        sessions = json.loads(history.read_text(encoding="utf-8"))
+        steps += [int(s.get("last_step", 0)) for s in sessions]
     return max(steps, default=0)
 
 
@@ -330,6 +384,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--force", action="store_true",
                    help="install over a bundle trained further than this run")
     p.add_argument("--eval-limit", type=int, default=None, help="test items to evaluate")
+    p.add_argument("--carry", action="store_true",
+                   help="only copy each run's newest checkpoint into carried-runs/ "
+                        "(a run to go on with from a fresh clone)")
+    p.add_argument("--carried", default=str(CARRIED),
+                   help="where carried runs are kept (default carried-runs/)")
     p.add_argument("--play-seconds", type=float, default=600.0,
                    help="seconds of generation the evaluation checks (default 600)")
     args = p.parse_args(argv)
