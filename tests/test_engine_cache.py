@@ -255,3 +255,25 @@ def test_doctor_says_which_engines_run_here_and_lists_failed_builds(tmp_path, ca
     assert lines[2].startswith("ort-cpu: yes")
     assert lines[3].startswith(f"engine cache: {tmp_path}") and "1 failed" in lines[3]
     assert "SIGKILL" in lines[4] and path in lines[4]
+
+
+def test_engines_of_onnx_runtimes_tensorrt_provider_are_keyed_by_the_tensorrt_version(
+        bundle, monkeypatch):
+    """ONNX Runtime's TensorRT provider builds with whatever TensorRT it finds: a JetPack
+    upgrade that changes TensorRT alone must not reuse the old engines. The version is
+    read without importing tensorrt (no import in the daemon while it plays)."""
+    import sys
+
+    from neurorave.models.runtime import engine_cache
+
+    assert engine_cache.trt_version_text(8201) == "8.2.1"     # JetPack 4.6
+    assert engine_cache.trt_version_text(100300) == "10.3.0"  # TensorRT 10 numbering
+    monkeypatch.setattr(engine_cache, "_TRT_MEMO", [])
+    assert engine_cache.tensorrt_version() is None  # not installed on this machine
+    assert "tensorrt" not in sys.modules
+    keys = []
+    for version in ("8.2.1", "8.4.1"):
+        monkeypatch.setattr(engine_cache, "_TRT_MEMO", [version])
+        keys.append(engine_prepare.bundle_key("ort-gpu", bundle, ["decoder"]))
+    assert keys[0] != keys[1] and keys[0]["runtime_version"].endswith("+tensorrt-8.2.1")
+    assert engine_prepare.bundle_key("trt", bundle, ["decoder"])["runtime_version"] == "8.4.1"

@@ -24,6 +24,7 @@ that does not match (a torn write, a hand edit, a plan from another key) is remo
 rebuilt, never trusted. Writes are atomic (temporary file, fsync, rename).
 """
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -92,6 +93,50 @@ def gpu_info(refresh: bool = False) -> Optional[GpuInfo]:
             break
     _GPU_MEMO[:] = [found]
     return found
+
+
+TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs")
+_TRT_MEMO: List[Optional[str]] = []
+
+
+def tensorrt_version() -> Optional[str]:
+    """TensorRT's version without importing it (the import loads its libraries, seconds
+    and hundreds of MB: not in the daemon while it plays), None where it is missing:
+    from the installed distribution's metadata, else from libnvinfer itself (JetPack's
+    bindings come as a Debian package, not always with metadata)."""
+    if _TRT_MEMO:
+        return _TRT_MEMO[0]
+    from importlib import metadata
+
+    found = None
+    for dist in TENSORRT_DISTRIBUTIONS:
+        try:
+            found = metadata.version(dist)
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    for name in ([] if found else ["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so"]):
+        try:
+            number = int(ctypes.CDLL(name).getInferLibVersion())
+        except (OSError, AttributeError):
+            continue
+        found = trt_version_text(number)
+        break
+    _TRT_MEMO[:] = [found]
+    return found
+
+
+def ort_runtime_version(ort_version: str) -> str:
+    """ONNX Runtime's version with the TensorRT its TensorRT provider would build with."""
+    return f"{ort_version}+tensorrt-{tensorrt_version() or 'none'}"
+
+
+def trt_version_text(number: int) -> str:
+    """libnvinfer's version number as text: 8201 is 8.2.1 (TensorRT 8: major x 1000),
+    100300 is 10.3.0 (TensorRT 10 on: major x 10000)."""
+    if number >= 10000:
+        return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+    return f"{number // 1000}.{number // 100 % 10}.{number % 100}"
 
 
 def cuda_runtime() -> Any:

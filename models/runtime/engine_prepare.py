@@ -32,22 +32,30 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from neurorave.models.runtime.bundle import Bundle, load_bundle
-from neurorave.models.runtime.engine_cache import CACHE_FORMAT, EngineCache, gpu_info
+from neurorave.models.runtime.engine_cache import (
+    CACHE_FORMAT,
+    EngineCache,
+    gpu_info,
+    ort_runtime_version,
+    tensorrt_version,
+)
 
 GPU_KINDS = ("trt", "ort-gpu")
 EXIT_UNAVAILABLE = 3
 
 
 def runtime_version(kind: str) -> Optional[str]:
-    """The version of the library that `kind` compiles with, None where it is missing."""
+    """The version of the libraries that `kind` compiles with, None where they are
+    missing. ONNX Runtime's TensorRT provider builds with the TensorRT it finds, so its
+    engines depend on both versions. TensorRT is not imported for this (see
+    `tensorrt_version`)."""
+    if kind == "trt":
+        return tensorrt_version()
     try:
-        if kind == "trt":
-            import tensorrt
-            return str(tensorrt.__version__)
         import onnxruntime
-        return str(onnxruntime.__version__)
     except ImportError:
         return None
+    return ort_runtime_version(str(onnxruntime.__version__))
 
 
 def bundle_key(kind: str, bundle: Bundle, roles: Sequence[str], fp16: bool = True

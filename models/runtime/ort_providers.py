@@ -29,6 +29,7 @@ from neurorave.models.runtime.engine_cache import (
     default_cache_dir,
     engine_key,
     gpu_info,
+    ort_runtime_version,
 )
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -68,8 +69,10 @@ def trt_provider_options(ort_version: str, engine_dir: str, timing_dir: str,
 
 
 def ort_key(ort: Any, spec: GraphSpec, fp16: bool) -> Dict[str, Any]:
-    return engine_key(spec.sha256, "onnxruntime-trt", ort.__version__, gpu_info(),
-                      "fp16" if fp16 else "fp32")
+    """The provider's engines depend on TensorRT's version as much as on ONNX Runtime's
+    (a JetPack upgrade can change one and not the other)."""
+    return engine_key(spec.sha256, "onnxruntime-trt", ort_runtime_version(ort.__version__),
+                      gpu_info(), "fp16" if fp16 else "fp32")
 
 
 def provider_list(ort: Any, kind: str, wanted: List[str], available: List[str],
