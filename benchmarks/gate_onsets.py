@@ -10,6 +10,10 @@ the share of gates followed by an onset within `--within-ms` (a gate under the f
 fade-in is not judged), and the share of onsets that no gate asked for (none within
 `--within-ms` before them). Offline, so this is the model's answer alone; in the daemon
 the gate-to-DAC latency (`bench_daemon.py`) comes on top.
+
+Chance: the same onsets judged against the clock moved by half a period, as far from
+every gate as it gets. A voice that plays its own rhythm scores about the same there;
+one that answers its gates scores far less.
 """
 import argparse
 import json
@@ -60,15 +64,18 @@ def main() -> int:
         except (UserError, OSError) as exc:
             sys.exit(f"gate_onsets: {exc}")
         gates = np.arange(0.0, args.seconds, 1.0 / hz)
-        report["clocks"][f"{hz:g} Hz"] = onsets_against_gates(audio, sr, gates,
-                                                              args.within_ms / 1e3)
+        figures = onsets_against_gates(audio, sr, gates, args.within_ms / 1e3)
+        between = onsets_against_gates(audio, sr, gates + 0.5 / hz, args.within_ms / 1e3)
+        figures["chance_answered_share"] = between["answered_share"]
+        report["clocks"][f"{hz:g} Hz"] = figures
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     for clock, r in report["clocks"].items():
         print(f"{args.bundle}, gate clock {clock}: {r['answered']} of {r['gates']} gates "
               f"answered within {args.within_ms:.0f} ms, {r['unasked']} of {r['onsets']} "
-              f"onsets unasked")
+              f"onsets unasked (chance: {r['chance_answered_share']:.0%} of a clock half a "
+              f"period off answered)")
     return 0
 
 
