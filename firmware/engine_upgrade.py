@@ -108,12 +108,16 @@ class EngineUpgrade:
     # ---- the worker -------------------------------------------------------------------
     def _work(self, model: VoiceModel, kinds: List[str], cancel: threading.Event,
               done: threading.Event) -> None:
+        outcome = "failed"
         try:
-            self.outcome = self._upgrade(model, kinds, cancel)
+            outcome = self._upgrade(model, kinds, cancel)
         except Exception as exc:  # noqa: BLE001 - never takes the daemon down
             self._failed(model, [f"{type(exc).__name__}: {exc}"])
-            self.outcome = "failed"
         finally:
+            # A run cancelled by a newer `start` finishes on its own time: its outcome
+            # must not overwrite the newer run's.
+            if done is self.finished:
+                self.outcome = outcome
             done.set()
 
     def _upgrade(self, model: VoiceModel, kinds: List[str], cancel: threading.Event) -> str:

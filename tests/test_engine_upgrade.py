@@ -352,3 +352,31 @@ def test_a_cached_engine_that_will_not_open_is_built_again_next_time(toy, tmp_pa
     assert upgrade.outcome == "failed" and "CUDA driver version" in log[0]
     assert cache.read_marker("ready", "ort-gpu", key) is None
     assert cache.read_marker("failed", "ort-gpu", key) is None   # a rebuild may cure it
+
+
+def test_an_upgrade_cancelled_by_a_newer_one_leaves_the_newer_outcome(toy, tmp_path):
+    """A model switch starts a new upgrade while the old one still builds: the old one,
+    cancelled, ends later, and must not overwrite what the new one decided."""
+    log = []
+    release = threading.Event()
+
+    def prepare(path, kind, folder, roles, limit, cancel):
+        if path == first.path:
+            release.wait(5)    # the first build: ends only after the second finished
+            return PrepareResult(False, reason="cancelled")
+        return _built()
+
+    first, second = _model(toy), _model(toy, seed=1)
+    second.path = first.path + "-second"
+    upgrade = EngineUpgrade(Voice(AudioRing(8192), 48000, Stats(), lookahead=256), Stats(),
+                            log.append, lambda text: None, str(tmp_path), kinds=("ort-gpu",),
+                            prepare=prepare, opener=lambda m, kind: None,
+                            available=lambda kind: None)
+    assert upgrade.start(first)
+    old_done = upgrade.finished
+    assert upgrade.start(second)
+    assert upgrade.finished.wait(5)
+    decided = upgrade.outcome
+    release.set()
+    assert old_done.wait(5)
+    assert decided is not None and upgrade.outcome == decided
