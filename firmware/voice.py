@@ -592,9 +592,11 @@ class Voice:
         render = max(self._render_s, default=0.02) * RENDER_MARGIN * calls
         ahead = self.ring.total_read + int(render * self.device_rate)  # read point when ready
         record = next((r for r in self._queued if ahead < r[0] + len(r[1])), None)
-        if record is None or record[2] is None:
+        if record is None:
             return False                  # all played by then: the next frame takes the gate
         start, _, before, rise2 = record
+        if before is None:
+            return False                  # a resampler that cannot go back (soxr)
         after = model.snapshot()
         # The edges this render takes, drained once: an edge a driver thread posts
         # meanwhile stays queued for the next frame, and a give-up puts back these alone.
