@@ -74,19 +74,6 @@ class AudioRing:
         self._write_total += n  # publish only after the copy
         return n
 
-    def rewind(self, index: int) -> None:
-        """Producer side: take back what was written after ring index `index`, to write
-        it again (a gate re-renders the frame that is still queued).
-
-        Safe against the consumer only if `index` leaves it room: it must be at least
-        one read (one device block) past `total_read`, since a read in progress copies
-        up to one block from the old `total_read` on. The caller keeps that margin.
-        """
-        if not self._read_total <= index <= self._write_total:
-            raise ValueError(f"rewind to {index} outside the queued {self._read_total}.."
-                             f"{self._write_total}")
-        self._write_total = index
-
     def splice(self, earliest: int,
                make: Callable[[int], Optional[np.ndarray]]) -> Optional[int]:
         """Producer side: replace everything queued from the next sample the consumer

@@ -12,7 +12,7 @@ folder and a larger --steps to train on, on CPU or GPU, across as many sessions 
 takes (each run's history.json records the steps, wall time and hardware of each).
 
 A run too long for one sitting travels in the repository: `--carry` copies each model's
-newest checkpoint (about 13 MB at 48 kHz until phase 2: the waveform critic, not yet
+newest checkpoint (about 8 MB for the 48 kHz voices until phase 2: the waveform critic, not yet
 trained, is left out) with the run's config, stats and history into
 carried-runs/NAME, and a later `make pretrained` on a fresh clone starts that
 run from there instead of from step 0 (the dataset is rendered again, the same).
