@@ -170,6 +170,7 @@ def main() -> int:
         "late_frames": stats.get("late_frames"), "frames": stats.get("frames"),
         "latency_ms": stats["latency_ms"],
         "gates": stats.get("gates"), "gates_spliced": stats.get("gates_spliced"),
+        "gates_from_twins": stats.get("gates_from_twins"),
         "latency_goal_ms": {"p50": 10.0, "p99": 20.0},  # issue 22, at 256-frame periods
         "rss_mb": stats["rss_mb"],
         "cold_start_to_first_sound_s": (stats["first_sound_unix"] - spawned
@@ -199,7 +200,8 @@ def main() -> int:
           f"({figures['late_frames']} late of {figures['frames']})")
     print(f"  gate -> DAC latency  p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} "
           f"ms over {lat['count']} gates (goal p50 <= 10, p99 <= 20 ms); "
-          f"{figures['gates_spliced']} of {figures['gates']} spliced into the queue")
+          f"{figures['gates_spliced']} of {figures['gates']} spliced into the queue, "
+          f"{figures['gates_from_twins']} from twins rendered ahead")
     print(f"  RSS                  {figures['rss_mb']} MB")
     first = figures["cold_start_to_first_sound_s"]
     print(f"  cold start -> sound  {first:.2f} s" if first is not None

@@ -4,7 +4,7 @@ Where it plugs in: the voice thread calls `write()` with each resampled block; t
 audio consumer (`audio_out.AudioOutput`: a PortAudio callback or a writer thread) calls
 `read_into()` with one device block. The read side never allocates, locks or waits:
 when the ring holds fewer samples than asked it plays what there is, fills the rest
-with silence and counts an underflow.
+with silence and counts an underflow (unless the producer has ended the sound: `end`).
 
 Why no lock for plain writes: each index has one writer (the producer owns
 `_write_total`, the consumer owns `_read_total`), both only grow, and a Python int
@@ -38,6 +38,7 @@ class AudioRing:
         self.underflows = 0  # reads that came up short (consumer only)
         self.samples_missing = 0  # silence samples filled in (consumer only)
         self._lock = threading.Lock()  # a read against a splice
+        self._ended_at: Optional[int] = None  # where the producer said the sound ends
 
     # ---- shared view -------------------------------------------------------------
     def available(self) -> int:
@@ -72,7 +73,14 @@ class AudioRing:
         if n > first:
             self._buffer[:n - first] = block[first:n]
         self._write_total += n  # publish only after the copy
+        self._ended_at = None  # sound again: a short read is an underflow again
         return n
+
+    def end(self) -> None:
+        """Producer side: what is queued is the last of the sound (a voice that stopped,
+        its fade-out written). Reads past it are silence by design, not underflows;
+        a later write starts the sound again."""
+        self._ended_at = self._write_total
 
     def splice(self, earliest: int,
                make: Callable[[int], Optional[np.ndarray]]) -> Optional[int]:
@@ -126,8 +134,10 @@ class AudioRing:
             self._read_total += n  # free the space only after the copy
         if n < want:
             out[n:want] = 0.0
-            self.underflows += 1
-            self.samples_missing += want - n
+            ended = self._ended_at
+            if ended is None or self._read_total < ended:
+                self.underflows += 1
+                self.samples_missing += want - n
         return n
 
     def drop_all(self) -> None:

@@ -82,6 +82,7 @@ class SystemReport:
                       "scheduler_turn_ms": self.turn_ms.summary(),
                       "bad_frames": self.voice.bad_frames,
                       "gates": self.voice.gates, "gates_spliced": self.voice.rerenders,
+                      "gates_from_twins": self.voice.speculated,
                       "frames": self.voice.frames, "cv_reads": self.cv_reads(),
                       "state": self.light.state,
                       "audio": self.audio.status()})

@@ -56,6 +56,10 @@ MIN_WAIT_S, MAX_WAIT_S = 0.0005, 0.02
 # let go (a third of a second at 256-sample frames, 4 s at 1024 at 16 kHz).
 ENGINE_TRIAL_FRAMES = 64
 QUEUED_FRAMES = 16       # frames remembered for a gate to re-render (more than queue)
+# A queued frame's gated twin is rendered ahead (speculation) only while a frame and its
+# twin together take less than this share of a frame's time (at the renders' 75th
+# percentile), so the queue has room for them.
+SPECULATE_LOAD = 0.75
 
 
 class ControlInputs:
@@ -356,6 +360,29 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return out
 
 
+class QueuedFrame:
+    """A frame written to the ring, remembered while a gate may still replace it: where
+    it starts, its samples, the model state before it (None: cannot go back), whether it
+    took a gate-2 rise (a re-render takes that rise again), and its gated twin once
+    speculated (the same frame with a gate-1 rise, and the state after that)."""
+
+    __slots__ = ("start", "samples", "before", "rise2", "gated", "gated_after", "tried")
+
+    def __init__(self, start: int, samples: np.ndarray, before: Optional[Dict[str, Any]],
+                 rise2: bool):
+        self.start = start
+        self.samples = samples
+        self.before = before
+        self.rise2 = rise2
+        self.gated: Optional[np.ndarray] = None
+        self.gated_after: Optional[Dict[str, Any]] = None
+        self.tried = False
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+
 class EngineOffer:
     """Another engine for the model that plays, handed to the voice thread."""
 
@@ -401,15 +428,15 @@ class Voice:
         self._thread: Optional[threading.Thread] = None
         self._pending_latency: Deque[Tuple[int, int]] = collections.deque(maxlen=64)
         self.late_frames = 0
-        self.rerenders = 0          # gates that re-rendered the queued frame
+        self.rerenders = 0          # gates spliced into the queue (either way)
+        self.speculated = 0         # of those, spliced from a twin rendered ahead
         self.gates = 0              # gate-1 rises posted
         # Off (or NEURORAVE_NO_RERENDER set): a gate waits for the next frame.
         self.rerender = os.environ.get("NEURORAVE_NO_RERENDER") is None
+        # Off (or NEURORAVE_NO_SPECULATE set): a gate renders its frame when it comes.
+        self.speculate = os.environ.get("NEURORAVE_NO_SPECULATE") is None
         self._gate1_waiting = False
-        # The frames written, newest last: where each starts, its samples, the state
-        # before it, and whether it took a gate-2 rise (a re-render takes that rise again).
-        self._queued: Deque[Tuple[int, np.ndarray, Optional[Dict[str, Any]], bool]] = \
-            collections.deque(maxlen=QUEUED_FRAMES)
+        self._queued: Deque[QueuedFrame] = collections.deque(maxlen=QUEUED_FRAMES)
         self._fade_old = np.zeros(self._gate_fade_len, np.float32)
         self._snap: Optional[Dict[str, Any]] = None
         self._snap_rise2 = False
@@ -572,13 +599,16 @@ class Voice:
 
     def _rerender_queued_frame(self) -> bool:
         """A gate while frames are still queued: the frame that will be playing when the
-        new one is ready is rendered again from the state before it, with the gate, and
-        played whole from the next sample the consumer reads (`AudioRing.splice`: the
-        queued sound cut by a short crossfade, everything after it taken back); the
-        frames after it follow from there. So a gate waits for one render and the next
-        device period, not for the queue (with 256-sample frames the queue is two to
-        three frames: 12 to 17 ms). True when it was spliced in; else the next frame
-        takes the gate.
+        gate's frame is ready is replaced by itself with the gate, played whole from the
+        next sample the consumer reads (`AudioRing.splice`: the queued sound cut by a
+        short crossfade, everything after it taken back); the frames after it follow
+        from there. So a gate waits for the next device period, not for the queue (with
+        256-sample frames the queue is two to three frames: 12 to 17 ms). True when it
+        was spliced in; else the next frame takes the gate.
+
+        The gated frame is the twin rendered ahead (`_speculate`) when that frame has
+        one: then the gate waits for no render at all. Otherwise it is rendered now,
+        from the state before that frame, and lands one render later.
 
         Whole: the gate's frame begins with its attack, so it starts at the splice.
         Spliced in at its own offset instead, the attack (up to a frame's worth) was
@@ -588,30 +618,40 @@ class Voice:
         model = self.model
         if model is None or not self._queued:
             return False
-        calls = 1 + model.phrase_lead
-        render = max(self._render_s, default=0.02) * RENDER_MARGIN * calls
-        ahead = self.ring.total_read + int(render * self.device_rate)  # read point when ready
-        record = next((r for r in self._queued if ahead < r[0] + len(r[1])), None)
-        if record is None:
-            return False                  # all played by then: the next frame takes the gate
-        start, _, before, rise2 = record
-        if before is None:
-            return False                  # a resampler that cannot go back (soxr)
-        after = model.snapshot()
-        # The edges this render takes, drained once: an edge a driver thread posts
+        # The edges this splice takes, drained once: an edge a driver thread posts
         # meanwhile stays queued for the next frame, and a give-up puts back these alone.
         edges = []
         while self._edges:
             edges.append(self._edges.popleft())
-        model.restore(before)
         inputs = self._inputs(edges)
-        inputs.gate2_rise = inputs.gate2_rise or rise2  # the replaced frame's rise too
-        t0 = time.perf_counter()
-        try:
-            new = output_stage(model.render(inputs), self.level)
-        except Exception:  # noqa: BLE001 - keep what is queued; the next frame has the gate
-            new = np.zeros(0, np.float32)
-        self.stats.inference.add((time.perf_counter() - t0) * 1e3 / model.frames_per_call)
+        read = self.ring.total_read
+        frame = next((f for f in self._queued if read < f.end), None)
+        twin = frame is not None and frame.gated is not None and not any(
+            gate == 1 for gate, _, _ in edges)    # a gate-2 edge since: render it
+        if frame is None or not twin:
+            calls = 1 + model.phrase_lead
+            render = max(self._render_s, default=0.02) * RENDER_MARGIN * calls
+            ahead = read + int(render * self.device_rate)  # read point when ready
+            frame = next((f for f in self._queued if ahead < f.end), None)
+        if frame is None or frame.before is None:
+            # All played by then, or a resampler that cannot go back (soxr): the next
+            # frame takes the gate.
+            self._edges.extendleft(reversed(edges))
+            return False
+        state: Optional[Dict[str, Any]] = None  # where the model goes on from a twin
+        if twin and frame.gated is not None and frame.gated_after is not None:
+            new, state, after = frame.gated, frame.gated_after, None
+        else:
+            twin = False
+            after = model.snapshot()
+            model.restore(frame.before)
+            inputs.gate2_rise = inputs.gate2_rise or frame.rise2  # the replaced frame's too
+            t0 = time.perf_counter()
+            try:
+                new = output_stage(model.render(inputs), self.level)
+            except Exception:  # noqa: BLE001 - keep what is queued; the next frame has it
+                new = np.zeros(0, np.float32)
+            self.stats.inference.add((time.perf_counter() - t0) * 1e3 / model.frames_per_call)
         n = self._gate_fade_len
         old = self._fade_old
 
@@ -621,22 +661,66 @@ class Voice:
                 return None               # the queue ran out meanwhile
             return crossfade(old, new)
 
-        keep = self.ring.splice(start, joined) if len(new) > n and after is not None \
-            else None
+        keep = self.ring.splice(frame.start, joined) \
+            if len(new) > n and (after is not None or state is not None) else None
         if keep is None:                  # give up: as if nothing happened
             if after is not None:
                 model.restore(after)
             self._edges.extendleft(reversed(edges))
             return False
-        while self._queued and self._queued[-1][0] + len(self._queued[-1][1]) > keep:
+        if state is not None:
+            model.restore(state)          # go on from the gated twin
+        rise2 = frame.rise2 or inputs.gate2_rise
+        while self._queued and self._queued[-1].end > keep:
             self._queued.pop()            # taken back (or cut) by the splice
-        self._queued.append((keep, new, before, inputs.gate2_rise))
+        self._queued.append(QueuedFrame(keep, new, frame.before, rise2))
         self.stats.block_rendered()
         self.rerenders += 1
+        self.speculated += twin
         while self._pending_latency and self._pending_latency[-1][0] >= keep:
             self._pending_latency.pop()   # gates whose frames were taken back
         if inputs.edge_ns:
             self._pending_latency.append((keep, inputs.edge_ns))
+        return True
+
+    def _speculating(self) -> bool:
+        """Whether frames get gated twins: while a frame and its twin (with the phrase
+        lead) take well under a frame's time, so the queue never waits for them."""
+        model = self.model
+        if not (self.speculate and self.rerender) or model is None or \
+                len(self._render_s) < 2:
+            return False
+        frame_s = model.samples_per_call / model.sample_rate
+        gated = 1 + model.phrase_lead     # decoder calls of a gated frame
+        typical = sorted(self._render_s)[len(self._render_s) * 3 // 4]
+        return typical * (1 + gated) < SPECULATE_LOAD * frame_s
+
+    def _speculate(self) -> bool:
+        """Render the gated twin of the first queued frame still ahead of the reader
+        that has none: the frame again from the state before it, with a gate-1 rise,
+        and the state after that; then back to where the voice was. A gate then splices
+        the twin in without waiting for a render. True when it rendered one."""
+        model = self.model
+        if model is None or not self._speculating():
+            return False
+        read = self.ring.total_read
+        frame = next((f for f in self._queued
+                      if not f.tried and f.before is not None and f.end > read), None)
+        if frame is None:
+            return False
+        frame.tried = True
+        after = model.snapshot()
+        if after is None:
+            return False
+        model.restore(frame.before)
+        inputs = ControlInputs(self.volts, True, frame.rise2, self.gate2_high,
+                               self.temperature)
+        try:
+            frame.gated = output_stage(model.render(inputs), self.level)
+            frame.gated_after = model.snapshot()
+        except Exception:  # noqa: BLE001 - no twin: a gate on this frame renders it
+            frame.gated = frame.gated_after = None
+        model.restore(after)
         return True
 
     def threshold(self) -> int:
@@ -645,6 +729,8 @@ class Voice:
             worst = 0.02
         else:
             worst = max(self._render_s)
+        if self._speculating() and self.model is not None:
+            worst *= 2 + self.model.phrase_lead  # a twin may be rendering when it falls
         margin = RENDER_MARGIN * worst + SCHEDULING_SLACK_S
         return self.lookahead + int(margin * self.device_rate)
 
@@ -679,6 +765,7 @@ class Voice:
         if self._stop.is_set():
             if self.model is not None:
                 self._write(fade(self._render_block(), False, self._fade_len))
+            self.ring.end()  # the silence after the fade-out is no underflow
             return True
         if self._gate1_waiting and self.rerender and not self._swap and \
                 self._rerender_queued_frame():
@@ -686,6 +773,8 @@ class Voice:
         queued, threshold = self.ring.available(), self.threshold()
         if queued >= threshold:
             self._measure_latency()
+            if self._speculate():
+                return False
             # Sleep until about when the ring falls to the threshold (every wake takes
             # the GIL, which the audio consumer needs too); a gate wakes it at once.
             self._wake.wait(min(max(0.5 * (queued - threshold) / self.device_rate,
@@ -713,5 +802,6 @@ class Voice:
             self._write(block)
             self._queued.clear()      # a fade is never re-rendered, nor what came before
         else:
-            self._queued.append((start, self._write(block), self._snap, self._snap_rise2))
+            self._queued.append(QueuedFrame(start, self._write(block), self._snap,
+                                            self._snap_rise2))
         return False

@@ -38,6 +38,23 @@ def test_short_read_fills_silence_and_counts_one_underflow():
     assert ring.underflows == 2 and ring.samples_missing == 13 and not out.any()
 
 
+def test_the_silence_after_an_ended_sound_is_no_underflow():
+    """A voice that stopped has written its fade-out and ended the sound: the reads
+    after it are silence by design. A short read before the end still counts, and a
+    write starts the sound again."""
+    ring = AudioRing(16)
+    out = np.zeros(4, dtype=np.float32)
+    ring.write(np.ones(6, dtype=np.float32))
+    ring.end()
+    assert ring.read_into(out) == 4 and ring.underflows == 0
+    assert ring.read_into(out) == 2 and out.tolist() == [1, 1, 0, 0]
+    ring.read_into(out)
+    assert ring.underflows == 0 and ring.samples_missing == 0
+    ring.write(np.ones(2, dtype=np.float32))
+    ring.read_into(out)
+    assert ring.underflows == 1 and ring.samples_missing == 2
+
+
 def test_reads_into_a_strided_column_of_a_device_buffer():
     ring = AudioRing(8)
     ring.write(np.arange(1, 5, dtype=np.float32))

@@ -16,6 +16,7 @@ from neurorave.firmware.voice import (
     GATE_FADE_S,
     LIMIT_KNEE,
     ControlInputs,
+    QueuedFrame,
     Voice,
     VoiceModel,
     fade,
@@ -306,12 +307,13 @@ def test_inference_slower_than_real_time_is_counted_and_never_blocks_the_reader(
     assert max(waits) < 0.008                # never waited out a 12 ms render
 
 
-def _play(bundle, gate_at=None, total=40000, rerender=True):
+def _play(bundle, gate_at=None, total=40000, rerender=True, speculate=True):
     """Run a voice against a reader pacing itself like a 48 kHz callback; post a gate-1
     rise when the reader reaches `gate_at`. Returns the samples read and the voice."""
     ring = AudioRing(32768)
     voice = Voice(ring, 48000, Stats(), lookahead=256, level=1.0)
     voice.rerender = rerender
+    voice.speculate = speculate
     voice.set_model(_model(bundle))
     voice.start()
     out = np.zeros(total, np.float32)
@@ -342,10 +344,12 @@ def long_frames(tmp_path_factory):
                             name="long")
 
 
-def test_a_gate_rerenders_the_queued_frame_and_is_heard_within_a_few_blocks(long_frames):
+@pytest.mark.parametrize("speculate", [False, True])
+def test_a_gate_rerenders_the_queued_frame_and_is_heard_within_a_few_blocks(long_frames,
+                                                                           speculate):
     plain, _, _ = _play(long_frames)
-    gated, posted, voice = _play(long_frames, gate_at=9000)
-    assert voice.rerenders == 1
+    gated, posted, voice = _play(long_frames, gate_at=9000, speculate=speculate)
+    assert voice.rerenders == 1 and voice.speculated == int(speculate)
     first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
     # Never rewritten under the reader; heard two device blocks plus a render later (loose:
     # a loaded machine), well before the next frame boundary (3288 samples on here).
@@ -370,8 +374,8 @@ def test_a_gate_frame_plays_whole_from_the_splice_and_the_frames_follow_it(long_
             splices.append(voice._queued[-1])
     monkeypatch.setattr(Voice, "_rerender_queued_frame", spy)
     gated, posted, voice = _play(long_frames, gate_at=9000, total=30000)
-    (keep, written, before, _), = splices
-    frame = len(written)
+    spliced, = splices
+    keep, before, frame = spliced.start, spliced.before, len(spliced.samples)
     assert posted < keep < posted + 2800 and frame > 6000   # mid-frame, 2048 x 3 samples
     model, n = voice.model, int(GATE_FADE_S * 48000)
     model.restore(before)
@@ -396,7 +400,8 @@ def test_a_rerender_keeps_the_gate2_rise_the_replaced_frame_took(long_frames):
             voice.post_gate(1, True, 1)
         start = voice.ring.total_written
         block = voice._render_block()          # as the voice thread renders a frame
-        voice._queued.append((start, voice._write(block), voice._snap, voice._snap_rise2))
+        voice._queued.append(QueuedFrame(start, voice._write(block), voice._snap,
+                                         voice._snap_rise2))
         voice.post_gate(0, True, 2)
         voice._rerender_queued_frame()
         assert voice.rerenders == 1
@@ -439,9 +444,90 @@ def test_a_gate_is_heard_from_the_next_block_read_not_after_the_queue(short_fram
     plain, _, _ = _play(short_frames, total=24000)
     gated, posted, voice = _play(short_frames, gate_at=gate_at, total=24000)
     assert voice.rerenders >= 1 and voice.bad_frames == 0
+    assert voice.speculated >= 1            # the twin was ready: no render to wait for
     first_change = int(np.flatnonzero(np.abs(gated - plain) > 1e-6)[0])
     waited, _, _ = _play(short_frames, gate_at=gate_at, total=24000, rerender=False)
     assert int(np.flatnonzero(np.abs(waited - plain) > 1e-6)[0]) > first_change
     # The block read with the post was queued already; the next one may be missed when
     # the render ends after its read began (a loaded machine).
     assert posted + 256 <= first_change <= posted + 3 * 256, (posted, first_change)
+
+
+def gate_on_a_queued_frame(model, speculate, frames=3):
+    """A voice (its thread's steps called in turn) that has written `frames` frames of
+    `model`, each given its gated twin when `speculate`; the first read, then a gate-1
+    rise on the second, and two more frames. Returns all the samples, the voice, and
+    how many `model.render` calls the gate itself waited for."""
+    voice = Voice(AudioRing(1 << 17), 48000, Stats(), lookahead=256, level=1.0)
+    model.reset()
+    voice.model = model
+    voice._speculating = lambda: speculate  # the decision is tested on its own
+    if model.samples_per_call * 48000 // model.sample_rate <= voice._gate_fade_len:
+        voice._gate_fade_len = 16             # tiny frames: shorter than the gate's fade
+        voice._fade_old = np.zeros(16, np.float32)
+    for _ in range(frames):
+        start = voice.ring.total_written
+        block = voice._render_block()
+        voice._queued.append(QueuedFrame(start, voice._write(block), voice._snap,
+                                         voice._snap_rise2))
+        assert voice._speculate() == speculate
+    first = np.zeros(len(voice._queued[0].samples), np.float32)
+    voice.ring.read_into(first)
+    render, calls = model.render, []
+
+    def counted(inputs):
+        calls.append(inputs.gate1_rise)
+        return render(inputs)
+    model.render = counted
+    voice.post_gate(0, True, 1)
+    assert voice._rerender_queued_frame()
+    del model.render
+    waited = len(calls)
+    for _ in range(2):
+        voice._write(voice._render_block())
+    out = np.zeros(voice.ring.available(), np.float32)
+    voice.ring.read_into(out)
+    return np.concatenate([first, out]), voice, waited
+
+
+def test_a_gated_twin_rendered_ahead_plays_as_the_gate_rendered_then(long_frames):
+    """Speculation changes when the gate's frame is rendered, not what it is: the same
+    samples as a render at the gate, and the frames after it go on from the same state;
+    the gate itself waits for no render."""
+    ahead, fast, waited = gate_on_a_queued_frame(_model(long_frames), True)
+    then, slow, rendered = gate_on_a_queued_frame(_model(long_frames), False)
+    assert (fast.speculated, slow.speculated) == (1, 0) and fast.rerenders == 1
+    assert waited == 0 and rendered == 1
+    assert len(ahead) == len(then) == 6144 * 4  # 0, gated 1 (2 taken back), 2 more
+    np.testing.assert_allclose(ahead, then, atol=1e-6)
+    model = _model(long_frames)
+    model.reset()
+    plain = output_stage(model.render(ControlInputs()), 1.0)
+    np.testing.assert_allclose(ahead[:len(plain)], plain, atol=1e-6)  # read before it
+    assert not np.allclose(ahead[len(plain):2 * len(plain)],
+                           output_stage(model.render(ControlInputs()), 1.0))  # the gate
+
+
+def test_frames_get_twins_only_while_the_renders_leave_room(short_frames):
+    """A twin costs a render per frame: with renders near a frame's time the voice
+    renders none (a gate renders its frame when it comes), and the queue it keeps is
+    shorter than with twins to make."""
+    voice = Voice(AudioRing(32768), 48000, Stats(), lookahead=256, level=1.0)
+    voice.model = _model(short_frames)
+    voice.model.reset()
+    frame_s = 256 / 48000
+    voice._render_s.extend([0.05 * frame_s] * 8)
+    start = voice.ring.total_written
+    voice._queued.append(QueuedFrame(start, voice._write(voice._render_block()),
+                                     voice._snap, voice._snap_rise2))
+    voice._render_s.extend([0.05 * frame_s] * 64)
+    assert voice._speculating()
+    with_twins = voice.threshold()
+    voice._render_s.extend([0.5 * frame_s] * 64)
+    assert not voice._speculating() and not voice._speculate()
+    assert voice._queued[0].gated is None
+    slow = voice.threshold()
+    voice.speculate = False
+    voice._render_s.extend([0.05 * frame_s] * 64)
+    assert not voice._speculating()
+    assert voice.threshold() < with_twins and slow > with_twins

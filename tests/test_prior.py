@@ -20,6 +20,7 @@ from neurorave.models.runtime.bundle import load_bundle
 from neurorave.models.runtime.engines import open_engine
 from neurorave.models.runtime.generator import PriorGenerator
 from neurorave.models.training.cli import train
+from test_fw_voice import gate_on_a_queued_frame
 
 SR = 16000
 
@@ -336,3 +337,18 @@ def test_bad_prior_config_values_are_one_line(tmp_path, line, words):
         load_prior_config(str(path))
     path.write_text("[prior]\nhidden = 8\n[training]\nphrase_start_probability = 0\n")
     assert load_prior_config(str(path))["training"]["phrase_start_probability"] == 0
+
+
+def test_a_gated_twin_of_a_prior_bundle_plays_as_the_gate_rendered_then(made):
+    """The twin starts a phrase (with the phrase lead) from the state before its frame
+    and puts the prior and decoder back after: the gate's frame and the ones after it
+    are those a render at the gate makes."""
+    def model():
+        return VoiceModel(str(made / "bundle"), 48000, "ort-cpu",
+                          settings=ControlSettings(), seed=3)
+    assert model().phrase_lead >= 1
+    ahead, fast, waited = gate_on_a_queued_frame(model(), True, frames=4)
+    then, slow, rendered = gate_on_a_queued_frame(model(), False, frames=4)
+    assert (fast.speculated, slow.speculated, waited, rendered) == (1, 0, 0, 1)
+    assert fast.model.phrases == slow.model.phrases == 1
+    np.testing.assert_allclose(ahead, then, atol=1e-6)
