@@ -111,10 +111,11 @@ def test_the_48k_voices_render_their_data_at_48k_and_ask_for_steps(tmp_path):
 
 
 def test_a_carried_run_goes_on_from_a_fresh_work_folder(tmp_path):
-    """`--carry` keeps a run's newest checkpoint in the repository (here a temporary
-    folder); a fresh clone's recipe resumes it there instead of starting at step 0."""
+    """`--carry` keeps a run's newest checkpoint and its prior's in the repository (here
+    a temporary folder); a fresh clone's recipe resumes both there instead of starting
+    at step 0."""
     carried = tmp_path / "carried"
-    train_only = ["--skip", "twin", "prior", "export", "evaluate", "install",
+    train_only = ["--skip", "twin", "export", "evaluate", "install",
                   "--carried", str(carried)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -130,7 +131,18 @@ def test_a_carried_run_goes_on_from_a_fresh_work_folder(tmp_path):
     assert "gm-drums: carried step 2" in out
     assert sorted(p.name for p in (carried / "gm-drums").iterdir()) == \
         ["checkpoints", "config.json", "dataset.json", "history.json", "stats.json"]
+    assert "gm-drums-prior: carried step 3" in out
+    assert sorted(str(p.relative_to(carried / "gm-drums-prior"))
+                  for p in (carried / "gm-drums-prior").rglob("*") if p.is_file()) == \
+        ["checkpoints/last.pt", "prior.json", "source-step.txt", "weights/last.pt"]
+    # The same decoder step (the prior's latents unchanged), more prior steps.
+    out = recipe(tmp_path / "fresh", "--steps", "2", "--prior-steps", "5")
+    assert "resuming the prior carried" in out
+    prior_line = next(line for line in out.splitlines() if "prior: neurorave" in line)
+    assert "--resume" in prior_line
+    assert json.loads((tmp_path / "fresh" / "runs" / "gm-drums-prior" / "prior.json")
+                      .read_text())["metrics"]["step"] == 5
     out = recipe(tmp_path / "fresh", "--steps", "3")
-    assert "resuming the run carried" in out and "--resume" in out
+    assert "resuming the run carried" not in out and "--resume" in out
     history = json.loads((tmp_path / "fresh" / "runs" / "gm-drums" / "history.json").read_text())
     assert [(s["first_step"], s["last_step"]) for s in history] == [(0, 2), (2, 3)]

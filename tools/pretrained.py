@@ -15,7 +15,8 @@ A run too long for one sitting travels in the repository: `--carry` copies each 
 newest checkpoint (about 8 MB for the 48 kHz voices until phase 2: the waveform critic, not yet
 trained, is left out) with the run's config, stats and history into
 carried-runs/NAME, and a later `make pretrained` on a fresh clone starts that
-run from there instead of from step 0 (the dataset is rendered again, the same).
+run from there instead of from step 0 (the dataset is rendered again, the same). A prior
+in progress is carried too (carried-runs/NAME-prior).
 
     tools/pretrained.py [--models gm-notes gm-drums gm-notes-48k gm-drums-48k] [--steps N]
                         [--prior-steps N] [--devices N] [--skip twin] [--eval-limit N]
@@ -46,6 +47,8 @@ STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
 MAX_BUNDLE_MB = 20.0
 CARRIED = ROOT / "carried-runs"  # runs in progress, in the repository (not installed)
 CARRIED_FILES = ("config.json", "stats.json", "history.json", "dataset.json")
+CARRIED_PRIOR_FILES = ("checkpoints/last.pt", "weights/last.pt", "prior.json",
+                       "source-step.txt")
 NEURORAVE = [sys.executable, "-m", "neurorave.firmware.cli"]
 
 
@@ -175,7 +178,36 @@ class Recipe:
         say(f"{run_name}: carried step {trained_steps(run)} in "
             f"{shown_path(carried)} ({size_mb:.1f} MB)")
 
+    def take_carried_prior(self, name: str) -> None:
+        """Start the prior from the one the repository carries, when the work folder has
+        none (it is trained on the encoder's latents, frozen from training.encoder_steps
+        on, so it can train while the decoder still does)."""
+        carried, prior = Path(self.args.carried) / (name + "-prior"), \
+            self.run_dir(name + "-prior")
+        if (prior / "checkpoints" / "last.pt").exists() or \
+                not (carried / "checkpoints" / "last.pt").exists():
+            return
+        shutil.copytree(carried, prior, dirs_exist_ok=True)
+        say(f"{name}-prior: resuming the prior carried in {shown_path(carried)} at step "
+            f"{prior_steps(prior)}")
+
+    def carry_prior(self, name: str) -> None:
+        """Copy the prior's checkpoint, weights and records into the repository."""
+        prior, carried = self.run_dir(name + "-prior"), Path(self.args.carried) / (name + "-prior")
+        if not (prior / "checkpoints" / "last.pt").exists():
+            return
+        if carried.exists():
+            shutil.rmtree(carried)
+        for part in CARRIED_PRIOR_FILES:
+            if (prior / part).exists():
+                (carried / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(prior / part, carried / part)
+        size_mb = sum(p.stat().st_size for p in carried.rglob("*") if p.is_file()) / 1e6
+        say(f"{name}-prior: carried step {prior_steps(prior)} in {shown_path(carried)} "
+            f"({size_mb:.1f} MB)")
+
     def prior(self, name: str) -> None:
+        self.take_carried_prior(name)
         run, prior = self.run_dir(name), self.run_dir(name + "-prior")
         source_step = encoder_step(run)
         stamp = prior / "source-step.txt"
@@ -289,6 +321,7 @@ class Recipe:
             for name in self.args.models:
                 for run_name in (name, name + "-crave"):
                     self.carry(run_name)
+                self.carry_prior(name)
             return
         for name in self.args.models:
             wanted = [s for s in STAGES if s not in self.args.skip]
