@@ -706,7 +706,7 @@ class Voice:
         read = self.ring.total_read
         frame = next((f for f in self._queued
                       if not f.tried and f.before is not None and f.end > read), None)
-        if frame is None:
+        if frame is None or frame.before is None:
             return False
         frame.tried = True
         after = model.snapshot()
