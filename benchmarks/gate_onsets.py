@@ -1,10 +1,11 @@
 """Does every gate get its own onset, and no onset come unasked? (issue 22, item 2)
 
     .venv/bin/python benchmarks/gate_onsets.py --bundle models/pretrained/gm-drums \
-        [--clocks 2 8] [--seconds 20] [--within-ms 20] [--json]
+        [--clocks 2 8] [--seconds 20] [--within-ms 20] [--gate-mode hit] [--json]
 
 The bundle renders (`neurorave render`, the module's voice offline: gate 1 lands on its
-own sample) a patch of nothing but a gate-1 clock, prior on, default settings; librosa's
+own sample) a patch of nothing but a gate-1 clock, prior on, default settings (or the
+gate mode `--gate-mode` names: a phrase per gate, or one hit); librosa's
 onset detector (backtracked to where each onset starts) reads the output. Per clock:
 the share of gates followed by an onset within `--within-ms` (a gate under the first
 fade-in is not judged), and the share of onsets that no gate asked for (none within
@@ -49,6 +50,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--within-ms", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gate-mode", choices=("phrase", "hit"), default=None,
+                        help="the patch's gate mode (default: the bundle's own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from neurorave.common.errors import UserError
@@ -56,9 +59,12 @@ def main() -> int:
     from neurorave.hardware.patch import parse_patch
 
     report = {"bundle": args.bundle, "seconds": args.seconds, "within_ms": args.within_ms,
-              "clocks": {}}
+              "gate_mode": args.gate_mode, "clocks": {}}
     for hz in args.clocks:
-        patch = parse_patch({"gate": {"1": {"clock": hz, "duty": 0.25}}}, f"clock {hz} Hz")
+        table: Dict[str, Dict] = {"gate": {"1": {"clock": hz, "duty": 0.25}}}
+        if args.gate_mode:
+            table["settings"] = {"gate_mode": args.gate_mode}
+        patch = parse_patch(table, f"clock {hz} Hz")
         try:
             audio, sr = render(args.bundle, patch, args.seconds, args.seed)
         except (UserError, OSError) as exc:

@@ -40,6 +40,10 @@ DEFAULT_CV_RANGES = ((-CV_SPAN_V, CV_SPAN_V),) * 4  # the board file's min/max p
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 CV_MODES = ("slide", "hold")
 DEFAULT_CV_MODE = CV_MODES[0]
+# What gate 1 starts in a bundle with a prior: the prior's phrase, played as it comes, or
+# one hit (after the attack the level only falls until the next gate). Unset: the
+# bundle's own (model.json "prior": {"gate": ...}), else a phrase.
+GATE_MODES = ("phrase", "hit")
 # In slide mode the whole swing of a CV (+-5 V) moves rms by +-RMS_SLIDE_DB / 2: loudness
 # is heard in dB, and a gain keeps the prior's envelope (an offset would fill its tails).
 RMS_SLIDE_DB = 48.0
@@ -79,12 +83,15 @@ class ControlSettings:
                  snapshots: Optional[List[Sequence[float]]] = None,
                  pitch_mode: bool = False, base_hz: float = DEFAULT_BASE_HZ,
                  latent_span: float = 2.0, smoothing_s: float = 0.03,
-                 cv_mode: str = DEFAULT_CV_MODE):
+                 cv_mode: str = DEFAULT_CV_MODE, gate_mode: Optional[str] = None):
         if macro_mode not in MACRO_MODES:
             raise ValueError(f"macro mode must be one of {', '.join(MACRO_MODES)}")
         if cv_mode not in CV_MODES:
             raise ValueError(f"CV mode must be one of {', '.join(CV_MODES)}")
+        if gate_mode is not None and gate_mode not in GATE_MODES:
+            raise ValueError(f"gate mode must be one of {', '.join(GATE_MODES)}")
         self.cv_mode = cv_mode
+        self.gate_mode = gate_mode  # None: the bundle's
         self.cv_assign: Dict[str, Optional[int]] = dict(
             cv_assign if cv_assign is not None else {"cv2": 0, "cv3": 1, "cv4": 2})
         self.attribute_ranges = {k: (float(v[0]), float(v[1]))
@@ -103,7 +110,8 @@ class ControlSettings:
                    macro_mode=data.get("macro_mode", "random"),
                    macro_glide_s=data.get("macro_glide_s", 0.25),
                    snapshots=data.get("snapshots"), pitch_mode=data.get("pitch_mode", False),
-                   cv_mode=data.get("cv_mode", DEFAULT_CV_MODE))
+                   cv_mode=data.get("cv_mode", DEFAULT_CV_MODE),
+                   gate_mode=data.get("gate_mode"))
 
 
 class ControlSnapshot:

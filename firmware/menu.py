@@ -24,6 +24,7 @@ from neurorave.firmware.controls import (
     CV_MODES,
     DEFAULT_CV_MODE,
     F0_NAMES,
+    GATE_MODES,
     MACRO_MODES,
 )
 from neurorave.hardware.button import Acceleration
@@ -609,7 +610,19 @@ class Menu:
             ("Calibrate", enter(self._calibrate_page)),
             ("System", enter(lambda: _InfoPage("System", lambda m: m.system_info))),
         ]
-        return _ListPage("Menu", lambda m: items)
+
+        def toggle_gate(menu: "Menu") -> List[Action]:
+            # What gate 1 starts with a prior: the model's own choice, a phrase, one hit.
+            order = [None, *GATE_MODES]
+            now = menu.settings.get("gate_mode")
+            menu.settings["gate_mode"] = order[(order.index(now) + 1) % len(order)] \
+                if now in order else None
+            return [Action("settings_changed", "gate_mode")]
+
+        def listed(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:
+            gate = menu.settings.get("gate_mode") or "model's"
+            return items + [(f"Gate 1: {gate}", toggle_gate)]
+        return _ListPage("Menu", listed)
 
     def _model_page(self) -> _Page:
         def items(menu: "Menu") -> List[Tuple[str, Callable[["Menu"], List[Action]]]]:

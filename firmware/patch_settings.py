@@ -9,6 +9,7 @@ a value the daemon would refuse:
     model = "gm-notes"            # a bundle's folder name in the models folder
     pitch_mode = true             # 1 V/oct on f0 (models with f0)
     cv_mode = "hold"              # slide, hold
+    gate_mode = "hit"             # phrase, hit (with a prior; absent: the model's own)
     macro_mode = "snapshot"       # random, snapshot, follow_cv4 (gate 2)
     macro_glide_s = 0.5
     prior_temperature = 1.0
@@ -44,7 +45,7 @@ from neurorave.firmware.calibration import (
     CVCalibration,
     PitchCalibration,
 )
-from neurorave.firmware.controls import ATTRIBUTE_CVS, CV_MODES, MACRO_MODES
+from neurorave.firmware.controls import ATTRIBUTE_CVS, CV_MODES, GATE_MODES, MACRO_MODES
 from neurorave.firmware.menu import ModelEntry
 from neurorave.firmware.state_files import (
     default_settings,
@@ -60,8 +61,8 @@ NO_ATTRIBUTE = "none"
 # key -> TOML type; each value then passes the settings file's own rule
 PLAIN_KEYS = (("model", str), ("pitch_mode", bool), ("cv_mode", str), ("macro_mode", str),
               ("macro_glide_s", float), ("prior_temperature", float),
-              ("output_level", float))
-CHOICES = {"cv_mode": CV_MODES, "macro_mode": MACRO_MODES}
+              ("output_level", float), ("gate_mode", str))
+CHOICES = {"cv_mode": CV_MODES, "macro_mode": MACRO_MODES, "gate_mode": GATE_MODES}
 Snapshot = Union[List[float], Dict[str, float]]
 
 

@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from neurorave.firmware.calibration import CV_COUNT
-from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, MACRO_MODES
+from neurorave.firmware.controls import CV_MODES, DEFAULT_CV_MODE, GATE_MODES, MACRO_MODES
 
 STATE_DIR_ENV = "NEURORAVE_STATE_DIR"
 SYSTEM_STATE_DIR = "/var/lib/neurorave"
@@ -325,6 +325,8 @@ def default_settings() -> Dict[str, Any]:
         # with a prior: "slide" moves attributes away from the prior's, "hold" holds them
         # (absent in files from before it: read as "slide")
         "cv_mode": DEFAULT_CV_MODE,
+        # with a prior: what gate 1 starts, "phrase" or "hit"; null: the model's own
+        "gate_mode": None,
     }
 
 
@@ -376,9 +378,11 @@ SETTINGS_RULES: Rules = {
     "output_level": (_non_negative, "output_level must be a number >= 0"),
     "pitch_mode": (lambda v: isinstance(v, bool), "pitch_mode must be true or false"),
     "cv_mode": (lambda v: v in CV_MODES, f"cv_mode must be one of {', '.join(CV_MODES)}"),
+    "gate_mode": (lambda v: v is None or v in GATE_MODES,
+                  f"gate_mode must be one of {', '.join(GATE_MODES)}, or null"),
 }
 # Absent from files this firmware wrote earlier: the default is what they meant.
-SETTINGS_OPTIONAL = ("model", "cv_mode")
+SETTINGS_OPTIONAL = ("model", "cv_mode", "gate_mode")
 
 
 def _bad_values(data: Dict[str, Any], rules: Rules, optional: Tuple[str, ...]) -> Dict[str, str]:

@@ -29,6 +29,7 @@ from neurorave.common.errors import first_line
 from neurorave.firmware.calibration import CVCalibration
 from neurorave.firmware.controls import (
     DEFAULT_CV_RANGES,
+    GATE_MODES,
     ControlMapper,
     ControlSettings,
     ControlSnapshot,
@@ -48,6 +49,8 @@ FADE_S = 0.02            # start, stop and model-switch fades
 # A gate cuts the sound it interrupts this fast: long enough not to click, short enough
 # to keep the attack that follows (a drum's is a few ms).
 GATE_FADE_S = 0.003
+# In gate mode "hit", a phrase's level is free for this long (the attack), then only falls.
+HIT_ATTACK_S = 0.03
 RENDER_MARGIN = 1.5      # times the slowest recent render
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 LIMIT_KNEE = 0.8         # the output stage passes the voice unchanged up to here
@@ -161,6 +164,7 @@ class VoiceModel:
         self.last_snapshot: Optional[ControlSnapshot] = None
         self.played: Optional[np.ndarray] = None
         self.generator: Optional[PriorGenerator] = None
+        self._bundle_gate = GATE_MODES[0]
         self.mode = "explore"
         self.phrase_lead = 0  # decoder calls; a lead of frames would count frames_per_call
         self._lead_fade = max(1, int(GATE_FADE_S * self.sample_rate))
@@ -169,10 +173,13 @@ class VoiceModel:
             self.phrase_lead = int(self.bundle.meta.get("prior", {}).get("lead", default))
             self.generator = PriorGenerator(self.bundle, self.engine)
             self.mode = "prior"
+            self._bundle_gate = str(self.bundle.meta["prior"].get("gate", self._bundle_gate))
             self._pinned = np.zeros(self.generator.dims, np.float32)
             self._mask = np.zeros(self.generator.dims, np.float32)
         self._std0 = float(pca_stds(self.bundle)[0])
         self.phrases = 0
+        self.gate_mode = GATE_MODES[0]
+        self._set_gate_mode(settings)
         self.load_s = time.perf_counter() - start
 
     @property
@@ -247,6 +254,18 @@ class VoiceModel:
     def configure(self, settings: ControlSettings, calibration: CVCalibration) -> None:
         self.mapper.calibration = calibration
         self.mapper.configure(settings)
+        self._set_gate_mode(settings)
+
+    def _set_gate_mode(self, settings: Optional[ControlSettings]) -> None:
+        """The player's gate mode, else the bundle's: in "hit" the prior's level may only
+        fall once the attack (the phrase lead and HIT_ATTACK_S) has played."""
+        if self.generator is None:
+            return
+        chosen = settings.gate_mode if settings is not None else None
+        self.gate_mode = chosen or self._bundle_gate
+        attack = int(np.ceil(HIT_ATTACK_S * self.frame_rate_hz))
+        self.generator.hit_after = self.phrase_lead * self.frames_per_call + attack \
+            if self.gate_mode == "hit" else None
 
     def render(self, inputs: ControlInputs) -> np.ndarray:
         """The next decoder call's audio at the device rate (length varies by a sample).

@@ -13,7 +13,7 @@ MODELS = [ModelEntry("nsynth", "NSynth", 48000, tuple(ATTRS)),
           ModelEntry("speech", "Speech", 16000, ("rms",)),
           ModelEntry("broken", "Broken", error="decoder.onnx: sha256 mismatch")]
 MAIN = ["Model", "CV assign", "Ranges", "Macro", "Temperature", "Output level",
-        "Calibrate", "System"]
+        "Calibrate", "System", "Gate 1: model's"]
 
 
 def make_menu():
@@ -39,6 +39,17 @@ def test_home_is_the_performance_page_and_a_press_opens_the_menu():
     assert menu.view().cursor == len(MAIN) - 1  # clamped, no wrap
     menu.press("long")
     assert menu.view().kind == "performance"
+
+
+def test_gate_1_goes_from_the_models_choice_to_a_phrase_to_one_hit_and_back():
+    menu = make_menu()
+    seen = []
+    for _ in range(3):
+        assert go_to(menu, MAIN[-1]) == [Action("settings_changed", "gate_mode")]
+        validate_settings(menu.settings)
+        seen.append((menu.settings["gate_mode"], menu.view().lines[-1]))
+    assert seen == [("phrase", "Gate 1: phrase"), ("hit", "Gate 1: hit"),
+                    (None, "Gate 1: model's")]
 
 
 def test_events_from_the_panel_drive_it():

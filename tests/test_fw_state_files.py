@@ -330,7 +330,8 @@ def test_sigkill_while_saving_in_a_loop_never_loses_the_last_save(tmp_path):
     ("cv_assign", {"cv1": 0}), ("cv_assign", {"cv2": "rms"}), ("cv_assign", {"cv2": -1}),
     ("attribute_ranges", {"rms": [0.5, 0.2]}), ("attribute_ranges", {"rms": [0, 2]}),
     ("snapshots", [[0.5, "x"]]), ("snapshots", [0.5]), ("pitch_mode", 1),
-    ("output_level", float("nan")), ("model", 3), ("cv_mode", "wobble")])
+    ("output_level", float("nan")), ("model", 3), ("cv_mode", "wobble"),
+    ("gate_mode", "roll")])
 def test_settings_the_daemon_could_not_use_are_refused(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         sf.validate_settings(dict(sf.default_settings(), **{key: value}))
@@ -352,11 +353,13 @@ def test_settings_written_before_the_cv_mode_existed_load_as_they_are(tmp_path):
     f = sf.settings_file(str(tmp_path))
     older = dict(_settings(5))
     older.pop("cv_mode")
+    older.pop("gate_mode")
     with open(f.path, "w") as out:
         json.dump(json.loads(f.encode(older)), out)
     result = f.load()
     assert result.source == sf.SOURCE_CURRENT and result.data["model"] == "model-5"
-    assert ControlSettings.from_settings(result.data).cv_mode == "slide"
+    controls = ControlSettings.from_settings(result.data)
+    assert controls.cv_mode == "slide" and controls.gate_mode is None  # the model's own
 
 
 @pytest.mark.parametrize("pitch", [

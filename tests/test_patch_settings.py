@@ -77,6 +77,7 @@ def test_snapshots_as_the_file_holds_them_pass_as_they_are():
 
 @pytest.mark.parametrize("text, words", [
     ('cv_mode = "glide"', "settings.cv_mode: 'glide' is not one of slide, hold"),
+    ('gate_mode = "roll"', "settings.gate_mode: 'roll' is not one of phrase, hit"),
     ('macro_mode = "chaos"', "settings.macro_mode: 'chaos' is not one of"),
     ("macro_glide_s = -1", "settings.macro_glide_s: -1.0: macro_glide_s must be a number >= 0"),
     ("prior_temperature = -0.5", "settings.prior_temperature: -0.5: prior_temperature must"),

@@ -16,7 +16,7 @@ from neurorave.models.export.command import export_run
 from neurorave.models.prior.export import load_prior
 from neurorave.models.prior.net import sample_from
 from neurorave.models.prior.train import train_prior
-from neurorave.models.runtime.bundle import load_bundle
+from neurorave.models.runtime.bundle import BundleError, load_bundle
 from neurorave.models.runtime.engines import open_engine
 from neurorave.models.runtime.generator import PriorGenerator
 from neurorave.models.training.cli import train
@@ -352,3 +352,83 @@ def test_a_gated_twin_of_a_prior_bundle_plays_as_the_gate_rendered_then(made):
     assert (fast.speculated, slow.speculated, waited, rendered) == (1, 0, 0, 1)
     assert fast.model.phrases == slow.model.phrases == 1
     np.testing.assert_allclose(ahead, then, atol=1e-6)
+
+
+def _rms_index(gen, made):
+    names = [a.name for a in load_bundle(str(made / "bundle")).attributes]
+    return gen.latent_dims + names.index("rms")
+
+
+def test_in_hit_mode_the_level_only_falls_after_the_attack(made):
+    """Gate mode "hit": the prior's phrase may rise during its attack, then its rms never
+    rises again (a louder draw is drawn again with rms pinned at the level so far), and
+    the rest of the frame follows that pin; in phrase mode the same seeds rise again."""
+    gen = _generator(made)
+    rms = _rms_index(gen, made)
+    rises = 0
+    for seed in range(12):
+        gen.hit_after = None
+        free = _phrase(gen, seed, 60, temperature=1.5)
+        rises += int((np.diff(free[3:, rms]) > 1e-6).sum())
+        gen.hit_after = 3
+        hit = _phrase(gen, seed, 60, temperature=1.5)
+        np.testing.assert_array_equal(hit[:3], free[:3])       # the attack as it comes
+        assert np.all(np.diff(hit[3:, rms]) <= 1e-7), seed     # then only down
+        assert hit[3:, rms].max() <= hit[:3, rms].max() + 1e-7
+    assert rises > 20                                          # the prior alone rises often
+    # A level the musician pins (rms held by a CV) is theirs, hit mode or not.
+    mask = np.zeros(gen.dims, np.float32)
+    mask[rms] = 1
+    pinned = np.zeros(gen.dims, np.float32)
+    pinned[rms] = 0.05
+    held = _phrase(gen, 1, 20, pinned, mask)
+    assert np.all(held[:, rms] == np.float32(0.05))
+    # The ceiling travels with the state: saved mid-phrase, the rest replays.
+    gen.reset(4)
+    zeros = np.zeros(gen.dims, np.float32)
+    for _ in range(8):
+        gen.step(zeros, zeros, 1.5)
+    saved, graph = gen.save_state(), gen.graph.snapshot()
+    first = np.array([gen.step(zeros, zeros, 1.5).copy() for _ in range(20)])
+    gen.load_state(saved)
+    gen.graph.restore(graph)
+    again = np.array([gen.step(zeros, zeros, 1.5).copy() for _ in range(20)])
+    np.testing.assert_array_equal(first, again)
+
+
+def test_the_gate_mode_is_the_players_else_the_bundles(made, tmp_path):
+    import shutil
+
+    hit = tmp_path / "hit"
+    shutil.copytree(made / "bundle", hit)
+    meta = json.loads((hit / "model.json").read_text())
+    meta["prior"]["gate"] = "hit"
+    (hit / "model.json").write_text(json.dumps(meta))
+    model = VoiceModel(str(hit), SR, "ort-cpu", settings=ControlSettings(), seed=3)
+    attack = int(np.ceil(0.03 * model.frame_rate_hz))
+    assert model.gate_mode == "hit"
+    assert model.generator.hit_after == model.phrase_lead + attack
+    model.configure(ControlSettings(gate_mode="phrase"), model.mapper.calibration)
+    assert model.gate_mode == "phrase" and model.generator.hit_after is None
+    plain = VoiceModel(str(made / "bundle"), SR, "ort-cpu", settings=ControlSettings())
+    assert plain.gate_mode == "phrase" and plain.generator.hit_after is None
+    plain.configure(ControlSettings(gate_mode="hit"), plain.mapper.calibration)
+    assert plain.generator.hit_after == plain.phrase_lead + attack
+    meta["prior"]["gate"] = "drums"
+    (hit / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="'prior.gate' must be one of phrase, hit"):
+        load_bundle(str(hit))
+
+
+def test_export_names_the_gate_mode_of_the_bundle(made, tmp_path, capsys):
+    out = tmp_path / "drums"
+    assert cli_main(["export", str(made / "run"), "--out", str(out), "--prior",
+                     str(made / "prior"), "--gate", "hit"]) == 0
+    assert load_bundle(str(out)).meta["prior"]["gate"] == "hit"
+    assert VoiceModel(str(out), SR, "ort-cpu").gate_mode == "hit"
+    capsys.readouterr()
+    assert cli_main(["export", str(made / "run"), "--out", str(tmp_path / "x"),
+                     "--gate", "hit"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "neurorave export: --gate says what gate 1 starts in the prior: give " \
+                  "--prior too", err

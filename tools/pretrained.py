@@ -43,6 +43,8 @@ MODELS = {
     "gm-notes-48k": ("gm-notes", 48000, "prior-48k"),
     "gm-drums-48k": ("gm-drums", 48000, "prior-48k"),
 }
+# What gate 1 starts by default (`neurorave export --gate`): a drum voice one hit a gate.
+GATE_MODE = {"gm-drums-48k": "hit"}
 STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
 MAX_BUNDLE_MB = 20.0
 CARRIED = ROOT / "carried-runs"  # runs in progress, in the repository (not installed)
@@ -234,8 +236,9 @@ class Recipe:
         for bundle in (self.bundle(name), self.bundle(name + "-crave")):
             if bundle.exists():
                 shutil.rmtree(bundle)
+        gate = ["--gate", GATE_MODE[name]] if name in GATE_MODE else []
         self._run(name, "export", NEURORAVE + ["export", self.run_dir(name), "--out",
-                                               self.bundle(name), "--prior", prior])
+                                               self.bundle(name), "--prior", prior, *gate])
         if self.run_dir(name + "-crave").exists() and "twin" not in self.args.skip:
             self._run(name, "export", NEURORAVE + ["export", self.run_dir(name + "-crave"),
                                                    "--out", self.bundle(name + "-crave")])

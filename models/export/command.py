@@ -37,12 +37,15 @@ def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str,
 
 def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
                frames_per_call: int = 1, data: Optional[str] = None,
-               weights: Optional[str] = None, prior: Optional[str] = None) -> str:
+               weights: Optional[str] = None, prior: Optional[str] = None,
+               gate: Optional[str] = None) -> str:
     from neurorave.models.datastore import open_dataset
     from neurorave.models.training.run import DATASET_FILE, load_run
 
     if frames_per_call < 1:
         raise UserError(f"--frames-per-call must be >= 1, got {frames_per_call}")
+    if gate is not None and prior is None:
+        raise UserError("--gate says what gate 1 starts in the prior: give --prior too")
     if not 0.0 < fidelity <= 1.0:
         raise UserError(f"--fidelity must be in (0, 1], got {fidelity}")
     run = load_run(run_path, weights)
@@ -86,6 +89,8 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
             graphs["prior"] = export_prior(prior_parts[0], prior_parts[1],
                                            os.path.join(folder, "prior.onnx"))
             extra["prior"] = prior_meta(prior_parts[0], str(prior))
+            if gate is not None:
+                extra["prior"]["gate"] = gate
         return {
             "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
             "name": Path(out).name, "sample_rate": m.sample_rate, "frame_size": m.hop,
@@ -118,7 +123,7 @@ def main(args) -> int:
             raise UserError("name the training RUN folder to export (or --reference rave-v1)")
         fidelity = DEFAULT_FIDELITY if args.fidelity is None else args.fidelity
         path = export_run(args.run, args.out, fidelity, args.frames_per_call, args.data,
-                          prior=getattr(args, "prior", None))
+                          prior=getattr(args, "prior", None), gate=getattr(args, "gate", None))
     bundle = load_bundle(path)
     print(f"wrote {path}: {', '.join(sorted(bundle.graphs))}; latent {bundle.latent_size} dims, "
           f"{bundle.frame_size} samples/frame at {bundle.sample_rate} Hz")

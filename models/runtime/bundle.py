@@ -70,6 +70,8 @@ GRAPH_NAMES = ("decoder", "encoder", "prior")
 # name its own in "prior": {"lead": N}.
 DEFAULT_PHRASE_LEAD = 1
 MAX_PHRASE_LEAD = 4
+# What a gate starts by default (firmware/controls.py GATE_MODES): "prior": {"gate": ...}.
+PRIOR_GATE_MODES = ("phrase", "hit")
 
 
 class BundleError(UserError):
@@ -360,6 +362,9 @@ def _check_prior(reader: _Reader, meta: Dict[str, Any], prior: Optional[GraphSpe
         if not 0 <= lead <= MAX_PHRASE_LEAD:
             raise reader.fail(f"model.json 'prior.lead' must be 0 to {MAX_PHRASE_LEAD}, "
                               f"not {lead}")
+    if "gate" in info and info["gate"] not in PRIOR_GATE_MODES:
+        raise reader.fail(f"model.json 'prior.gate' must be one of "
+                          f"{', '.join(PRIOR_GATE_MODES)}, not {info['gate']!r}")
     if "start" in info:
         start = reader.numbers(info["start"], "prior.start")
         if len(start) != dims:

@@ -15,6 +15,13 @@ A gate asks for a phrase, and a phrase starts with sound: a first frame whose rm
 prior draws below AUDIBLE_RMS is drawn again from the same state with fresh noise (up
 to START_TRIES draws; copies of the state are made at a phrase start only). An rms the
 musician pins is left as it is.
+
+One hit a gate (`hit_after` = N frames, the bundle's or the player's gate mode "hit"):
+after the phrase's first N frames (its attack) the level may only fall. A frame whose
+rms the prior draws above the lowest level so far (the start of another hit, a fill) is
+drawn again from the same state and noise with rms pinned there, so the rest of the
+frame follows a level that decays: a drum voice sounds once for each gate, not its own
+rhythm. None plays the prior's phrase as it comes.
 """
 from typing import Optional, Tuple
 
@@ -53,6 +60,8 @@ class PriorGenerator:
         self._temperature = self.graph.inputs["temperature"]
         self._out = self.graph.outputs["x"]
         self.frames = 0
+        self.hit_after: Optional[int] = None  # frames of attack in a hit; None: phrases
+        self._ceiling = 0.0                   # the level a hit may not rise above again
         self.reset()
 
     def reset(self, seed: Optional[int] = None) -> None:
@@ -60,13 +69,15 @@ class PriorGenerator:
         self.graph.reset(seed)
         self._prev[0] = self.start
         self.frames = 0
+        self._ceiling = 0.0
 
-    def save_state(self) -> Tuple[np.ndarray, int]:
-        """The previous frame and the count (the GRU state is the engine's to save)."""
-        return self._prev.copy(), self.frames
+    def save_state(self) -> Tuple[np.ndarray, int, float]:
+        """The previous frame, the count and a hit's ceiling (the GRU state is the
+        engine's to save)."""
+        return self._prev.copy(), self.frames, self._ceiling
 
-    def load_state(self, state: Tuple[np.ndarray, int]) -> None:
-        prev, self.frames = state
+    def load_state(self, state: Tuple[np.ndarray, int, float]) -> None:
+        prev, self.frames, self._ceiling = state
         self._prev[...] = prev
 
     def rebind(self, engine) -> None:
@@ -85,8 +96,11 @@ class PriorGenerator:
         self._pinned[0] = pinned
         self._mask[0] = mask
         self._temperature[0, 0] = temperature
-        starting = self.frames == 0 and self._rms is not None and not mask[self._rms]
+        free_level = self._rms is not None and not mask[self._rms]
+        starting = self.frames == 0 and free_level
+        decaying = free_level and self.hit_after is not None and self.frames >= self.hit_after
         state = self.graph.snapshot()[0] if starting else None
+        before = self.graph.snapshot() if decaying else None
         tries = START_TRIES if starting else 1
         for attempt in range(tries):
             if attempt:  # the state before the first draw, the noise moved on
@@ -95,9 +109,29 @@ class PriorGenerator:
             self.graph.run()
             if not starting or self._out[0, self._rms] >= AUDIBLE_RMS:
                 break
+        if free_level and self.hit_after is not None:
+            self._hold_to_one_hit(before)
         self._prev[...] = self._out
         self.frames += 1
         return self._out[0]
+
+    def _hold_to_one_hit(self, before) -> None:
+        """A hit's level: free during the attack (its peak kept), then never above the
+        lowest level since; a frame drawn louder is drawn again (same state, same
+        noise) with rms pinned at that level."""
+        rms = self._rms
+        level = float(self._out[0, rms])
+        if before is None:                   # the attack
+            self._ceiling = max(self._ceiling, level)
+            return
+        if level <= self._ceiling:
+            self._ceiling = level
+            return
+        self.graph.restore(before)
+        self._pinned[0, rms] = self._ceiling
+        self._mask[0, rms] = 1.0
+        self.graph.fill_noise()
+        self.graph.run()
 
     def split(self, frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Decoder inputs from a frame: the exposed latent dims and the raw attributes
