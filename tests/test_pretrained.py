@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from neurorave.models.runtime.bundle import load_bundle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,6 +139,13 @@ def test_a_carried_run_goes_on_from_a_fresh_work_folder(tmp_path):
     # The same decoder step (the prior's latents unchanged), more prior steps.
     out = recipe(tmp_path / "fresh", "--steps", "2", "--prior-steps", "5")
     assert "resuming the prior carried" in out
+    # The carried run reads as a whole run at once (its weights from its checkpoint).
+    carried_weights = torch.load(tmp_path / "fresh" / "runs" / "gm-drums" / "weights" /
+                                 "last.pt", weights_only=True)
+    trained_weights = torch.load(tmp_path / "first" / "runs" / "gm-drums" / "weights" /
+                                 "last.pt", weights_only=True)
+    assert carried_weights.keys() == trained_weights.keys()
+    assert all(torch.equal(carried_weights[k], trained_weights[k]) for k in trained_weights)
     prior_line = next(line for line in out.splitlines() if "prior: neurorave" in line)
     assert "--resume" in prior_line
     assert json.loads((tmp_path / "fresh" / "runs" / "gm-drums-prior" / "prior.json")

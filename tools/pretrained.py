@@ -156,6 +156,7 @@ class Recipe:
                 not (carried / "checkpoints" / "last.ckpt").exists():
             return
         shutil.copytree(carried, run, dirs_exist_ok=True)
+        weights_from_checkpoint(run)
         say(f"{run_name}: resuming the run carried in {shown_path(carried)} at step "
             f"{trained_steps(run)}")
 
@@ -372,6 +373,21 @@ def trained_steps(run: Path) -> int:
         sessions = json.loads(history.read_text(encoding="utf-8"))
         steps += [int(s.get("last_step", 0)) for s in sessions]
     return max(steps, default=0)
+
+
+def weights_from_checkpoint(run: Path) -> None:
+    """weights/last.pt (and step-N.pt) of a carried run, from its checkpoint: what the
+    prior, export and evaluation read, so that they need not wait for the run's next
+    save (a checkpoint's state_dict is the module's, as training writes its weights)."""
+    import torch
+
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=False)
+    step = int(checkpoint["neurorave"]["completed_steps"])
+    weights = run / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint["state_dict"], weights / f"step-{step:08d}.pt")
+    shutil.copyfile(weights / f"step-{step:08d}.pt", weights / "last.pt")
 
 
 def encoder_step(run: Path) -> int:
