@@ -368,9 +368,11 @@ def test_in_hit_mode_the_level_only_falls_after_the_attack(made):
     rises = 0
     for seed in range(12):
         gen.hit_after = None
+        gen.reset()                                            # nothing rings before
         free = _phrase(gen, seed, 60, temperature=1.5)
         rises += int((np.diff(free[3:, rms]) > 1e-6).sum())
         gen.hit_after = 3
+        gen.reset()
         hit = _phrase(gen, seed, 60, temperature=1.5)
         np.testing.assert_array_equal(hit[:3], free[:3])       # the attack as it comes
         assert np.all(np.diff(hit[3:, rms]) <= 1e-7), seed     # then only down
@@ -394,6 +396,44 @@ def test_in_hit_mode_the_level_only_falls_after_the_attack(made):
     gen.graph.restore(graph)
     again = np.array([gen.step(zeros, zeros, 1.5).copy() for _ in range(20)])
     np.testing.assert_array_equal(first, again)
+
+
+def test_in_hit_mode_a_gate_is_heard_over_what_rings(made):
+    """A hit's first frame is HIT_RISE times the level its gate fell on (drawn there, or
+    pinned there when no draw gets there); a phrase starts as the prior draws it, often
+    no louder than what was playing."""
+    from neurorave.models.runtime.generator import HIT_RISE
+
+    gen = _generator(made)
+    rms = _rms_index(gen, made)
+    top = float(gen._hi[rms - gen.latent_dims])
+    mask = np.zeros(gen.dims, np.float32)
+    mask[rms] = 1
+    zeros = np.zeros(gen.dims, np.float32)
+    quieter = 0
+    for seed in range(12):
+        ringing = np.float32(top / HIT_RISE * (0.3 + 0.06 * seed))  # some reachable, some not
+        pinned = np.zeros(gen.dims, np.float32)
+        pinned[rms] = ringing
+        starts = []
+        for mode in (None, 3):
+            gen.hit_after = mode
+            _phrase(gen, seed, 5, pinned, mask)               # a loud phrase rings
+            gen.reset(100 + seed)                              # the gate
+            starts.append(float(gen.step(zeros, zeros, 1.0)[rms]))
+        phrase, hit = starts
+        quieter += phrase < HIT_RISE * ringing
+        assert hit >= min(HIT_RISE * ringing, top) * (1 - 1e-6), seed
+    assert quieter >= 6                                        # the prior alone: often not
+    # The first phrase ever, nothing ringing: a hit starts as the prior draws it.
+    gen.hit_after = 3
+    fresh = _generator(made)
+    fresh.hit_after = None
+    gen.reset(7)
+    fresh.reset(7)
+    gen.reset(7)
+    fresh.reset(7)
+    assert gen.step(zeros, zeros)[rms] == fresh.step(zeros, zeros)[rms]
 
 
 def test_the_gate_mode_is_the_players_else_the_bundles(made, tmp_path):
