@@ -141,7 +141,7 @@ class PriorGenerator:
     def _start_level(self) -> float:
         """The rms a phrase's first frame is drawn to reach: audible, and a hit over
         what its gate found ringing (as far as the rms range goes)."""
-        if self.hit_after is None:
+        if self.hit_after is None or self._rms is None:
             return AUDIBLE_RMS
         top = float(self._hi[self._rms - self.latent_dims])
         return max(AUDIBLE_RMS, min(HIT_RISE * self._ringing, top))
@@ -150,12 +150,13 @@ class PriorGenerator:
         """A hit's level: during the attack free (its peak kept) but not under the floor
         its gate set, then never above the lowest level since; a frame drawn outside
         that is drawn again (same state, same noise) with rms pinned at the bound."""
-        rms = self._rms
+        rms, hit_after = self._rms, self.hit_after
+        assert rms is not None and hit_after is not None  # only called in hit mode
         level = float(self._out[0, rms])
         if before is None:                   # the first frame (its start drawn above)
             self._ceiling = max(self._ceiling, level)
             return
-        attack = self.frames < self.hit_after
+        attack = self.frames < hit_after
         if attack and level >= self._floor:
             self._ceiling = max(self._ceiling, level)
             return
