@@ -47,6 +47,10 @@ def _train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--source", default=None, metavar="RUN",
                    help="with --config prior: the F-RAVE run whose latent space it models")
+    p.add_argument("--encoder-from", default=None, metavar="RUN",
+                   help="a new run on RUN's trained encoder: it starts at "
+                        "training.encoder_steps with a new decoder (a decoder change "
+                        "keeps the encoder and the prior trained on it)")
 
 
 def _export(p: argparse.ArgumentParser) -> None:

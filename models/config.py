@@ -23,6 +23,8 @@ except ImportError:  # Python < 3.11
 from neurorave.common.errors import UserError
 from neurorave.models.descriptors import ATTRIBUTES
 
+UPSAMPLERS = ("subpixel", "repeat")  # the decoder's (models/nets/causal.py)
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PAPER_ATTRIBUTES = ["rms", "centroid", "bandwidth", "sharpness", "boominess"]
 LATENT_BINS = 16  # the dataset store's quantile bins
@@ -44,6 +46,7 @@ class ModelConfig:
     level: bool = False           # each frame's RMS set to the rms input (needs rms): a VCA
     log_rms: bool = False         # rms conditions the decoder in dB, not linearly (needs rms)
     band_dc_block: float = 0.0    # Hz: a DC blocker on the band signals (0: none); see decoder.py
+    upsample: str = "subpixel"    # the decoder's upsampler, "subpixel" or "repeat" (causal.py)
 
     @property
     def hop(self) -> int:
@@ -255,6 +258,9 @@ def _check(cfg: Config, path: Path) -> None:
     if not 0 <= m.band_dc_block < m.sample_rate / m.bands / 2:
         raise bad("model.band_dc_block", f"must be 0 (none) or a cutoff in Hz below "
                   f"{m.sample_rate / m.bands / 2:g}, got {m.band_dc_block}")
+    if m.upsample not in UPSAMPLERS:
+        raise bad("model.upsample", f"must be one of {', '.join(UPSAMPLERS)}, "
+                  f"got {m.upsample!r}")
     if t.chunk % m.hop:
         raise bad("training.chunk", f"must be a multiple of the hop ({m.hop} samples), "
                   f"got {t.chunk}")

@@ -368,3 +368,39 @@ def test_decoder_with_band_dc_block_has_the_same_weights():
     assert blocked.dc_block is not None and plain.dc_block is None
     assert list(plain.state_dict()) == list(blocked.state_dict())
     blocked.load_state_dict(plain.state_dict())
+
+
+@pytest.mark.parametrize("mode", ["subpixel", "repeat"])
+def test_a_held_input_comes_out_held_only_from_the_repeat_upsampler(mode):
+    """A sub-pixel trunk turns a held latent into a pattern that repeats every latent
+    frame (a buzz at the frame rate: a comb every 187.5 Hz at 48 kHz and 256 samples);
+    repeat-then-convolve turns it into a held band-rate signal, whatever its weights."""
+    torch.manual_seed(0)
+    dec = Decoder(16, [4, 2, 2], 4, 3, 2, upsample=mode).eval()
+    held = torch.cat([torch.full((1, 3, 40), 0.4), torch.full((1, 2, 40), -0.3)], dim=1)
+    with torch.no_grad():
+        hidden = dec.trunk(held)[0]
+    per_frame = dec.hop // dec.bands
+    settled = hidden[:, 10 * per_frame:].reshape(hidden.shape[0], -1, per_frame)
+    within_a_frame = float(settled.std(dim=2).max())
+    scale = float(hidden.abs().max())
+    if mode == "repeat":
+        assert within_a_frame < 1e-5 * scale  # float32 rounding
+    else:
+        assert within_a_frame > 1e-2 * scale
+
+
+def test_repeat_upsampler_has_fewer_weights_and_the_48k_configs_choose_it(tmp_path):
+    """(It streams like offline: lowlatency is among STREAMED above.)"""
+    sub = Decoder(16, [4, 2, 2], 8, 4, 2)
+    rep = Decoder(16, [4, 2, 2], 8, 4, 2, upsample="repeat")
+    count = lambda d: sum(p.numel() for p in d.trunk.parameters())  # noqa: E731
+    assert count(rep) < count(sub)
+    assert load_config("lowlatency").model.upsample == "repeat"
+    assert load_config("gm-drums").model.upsample == "subpixel"  # the 16 kHz bundles'
+    with pytest.raises(ValueError, match="upsampler"):
+        Decoder(16, [4, 2, 2], 8, 4, 2, upsample="linear")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "tiny"\n[model]\nupsample = "linear"\n')
+    with pytest.raises(UserError, match=r"'model.upsample' must be one of subpixel, repeat"):
+        load_config(bad)

@@ -29,7 +29,8 @@ def one_thread():
 # error -70 dB under its peak); losing the DC blocker's or the level stage's state between
 # calls gives -15 or -6 dB. tiny measures -130 dB.
 @pytest.mark.parametrize("name,dc_block,within_db", [("tiny", 0.0, -100.0), ("tiny", 20.0, -100.0),
-                                                     ("gm-notes", 20.0, -40.0)])
+                                                     ("gm-notes", 20.0, -40.0),
+                                                     ("gm-drums-48k", 20.0, -80.0)])
 def test_decoder_step_exports_to_onnx_opset13_and_streams_like_offline(name, dc_block,
                                                                       within_db):
     """Against the offline decoder in float64 (exact to rounding): what is left is the

@@ -384,3 +384,42 @@ def test_control_config_is_checked(tmp_path):
                     '[training]\ncontrol_weight = 1.0\n')
     with pytest.raises(UserError, match="other than f0"):
         load_config(path)
+
+
+def test_a_new_decoder_trains_on_another_runs_frozen_encoder(data, tmp_path):
+    """--encoder-from: the run starts at encoder_steps with the source's encoder and
+    fader, which never move; only the decoder learns (a decoder change keeps a prior)."""
+    first = _config(tmp_path, "first", training={"encoder_steps": 3, "checkpoint_every": 3})
+    source = tmp_path / "source"
+    train(first, str(data), str(source), steps=3, progress=False)
+    theirs = torch.load(source / "weights" / "last.pt", weights_only=True)
+    second = _config(tmp_path, "second", model={"upsample": "repeat"},
+                     training={"encoder_steps": 3, "checkpoint_every": 2})
+    run = tmp_path / "run"
+    rec = Recorder()
+    train(second, str(data), str(run), steps=7, progress=False, callbacks=[rec],
+          encoder_from=str(source))
+    assert len(rec.metrics) == 4  # steps 3..6
+    assert sorted(p.name for p in (run / "weights").glob("step-*.pt")) == \
+        ["step-00000004.pt", "step-00000006.pt", "step-00000007.pt"]
+    mine = torch.load(run / "weights" / "last.pt", weights_only=True)
+    for key in theirs:
+        if key.startswith(("encoder.", "latent_discriminator.")):
+            assert torch.equal(theirs[key], mine[key]), key
+    assert "latent/accuracy" not in rec.metrics[0]  # the fader no longer learns
+    # It resumes as any run does, encoder still frozen.
+    train(second, str(data), str(run), steps=9, resume=True, progress=False)
+    later = torch.load(run / "weights" / "last.pt", weights_only=True)
+    assert all(torch.equal(theirs[k], later[k]) for k in theirs if k.startswith("encoder."))
+    assert any(not torch.equal(mine[k], later[k]) for k in mine if k.startswith("decoder."))
+
+
+def test_encoder_from_a_run_still_learning_is_one_clear_line(data, tmp_path, capsys):
+    first = _config(tmp_path, "first", training={"encoder_steps": 5, "checkpoint_every": 2})
+    source = tmp_path / "source"
+    train(first, str(data), str(source), steps=2, progress=False)
+    code = cli_main(["train", "--config", first, "--data", str(data), "--out",
+                     str(tmp_path / "run"), "--steps", "8", "--encoder-from", str(source)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "its encoder is still learning (step 2 of training.encoder_steps 5)" in err[0]

@@ -6,6 +6,7 @@ producing `factor` phases per input step, then interleaved), which streams with 
 same cache mechanism and has no overlap-add tail.
 """
 import torch
+from neurorave.models.config import UPSAMPLERS
 from neurorave.models.nets.streaming import CausalPad
 from torch import nn
 
@@ -33,15 +34,25 @@ class CausalConv1d(nn.Module):
 
 
 class CausalUpsample(nn.Module):
-    """Upsample by `factor`: a causal conv to factor x out channels, phases interleaved in time."""
+    """Upsample by `factor`, "subpixel" or "repeat" (see above). Both cost the same
+    multiply-adds per output sample with the same kernel size."""
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int, kernel_size: int = 3):
+    def __init__(self, in_channels: int, out_channels: int, factor: int, kernel_size: int = 3,
+                 mode: str = "subpixel"):
         super().__init__()
+        if mode not in UPSAMPLERS:
+            raise ValueError(f"upsampler {mode!r}: one of {', '.join(UPSAMPLERS)}")
         self.factor = factor
         self.out_channels = out_channels
-        self.conv = CausalConv1d(in_channels, out_channels * factor, kernel_size)
+        self.mode = mode
+        phases = factor if mode == "subpixel" else 1
+        self.conv = CausalConv1d(in_channels, out_channels * phases, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "repeat":
+            b, c, t = x.shape  # expand + reshape: traces to plain ONNX ops, no Resize
+            held = x[..., None].expand(b, c, t, self.factor).reshape(b, c, t * self.factor)
+            return self.conv(held)
         y = self.conv(x)  # [B, C*f, T]
         b, _, t = y.shape
         y = y.reshape(b, self.out_channels, self.factor, t)

@@ -1,8 +1,8 @@
 """Causal decoder conditioned on attribute curves (the C-RAVE / F-RAVE scheme).
 
 z [B, latent, F] and the normalised attribute curves [B, A, F] are concatenated as
-channels at the latent rate, then upsampled by causal sub-pixel convolutions with
-residual stacks to the PQMF band rate. Three heads per band: a waveform (tanh), an
+channels at the latent rate, then upsampled (sub-pixel, or repeat-then-convolve: see
+causal.py) with residual stacks to the PQMF band rate. Three heads per band: a waveform (tanh), an
 amplitude (sigmoid) multiplying it, and a filtered-noise branch; the PQMF synthesis
 merges the bands. With `harmonics` > 0 (and f0 among the attributes), a fourth head
 adds sines at f0 and its multiples at the audio rate (DDSP's harmonic oscillator).
@@ -213,7 +213,7 @@ class Decoder(nn.Module):
                  pqmf_taps_per_band: int = 8, dilations: Sequence[int] = (1, 3, 9),
                  harmonics: int = 0, f0_index: Optional[int] = None,
                  sample_rate: int = 16000, rms_index: Optional[int] = None,
-                 band_dc_block_hz: float = 0.0):
+                 band_dc_block_hz: float = 0.0, upsample: str = "subpixel"):
         super().__init__()
         self.bands = bands
         self.ratios = list(ratios)
@@ -226,7 +226,7 @@ class Decoder(nn.Module):
         layers = [CausalConv1d(latent_size + n_attributes, channels, 3)]
         for ratio in ratios:
             out = max(channels // 2, 1)
-            layers += [nn.LeakyReLU(0.2), CausalUpsample(channels, out, ratio),
+            layers += [nn.LeakyReLU(0.2), CausalUpsample(channels, out, ratio, mode=upsample),
                        ResidualStack(out, dilations)]
             channels = out
         layers.append(nn.LeakyReLU(0.2))

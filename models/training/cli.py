@@ -1,5 +1,6 @@
 """`neurorave train --config NAME|FILE --data DATA --out RUN [--steps N] [--devices N]
-[--resume] [--seed S]`: the command handler (see the package docstring for the run folder).
+[--resume] [--seed S] [--encoder-from RUN]`: the command handler (see the package
+docstring for the run folder).
 
 --devices N: N GPUs with DDP when CUDA is present (bf16-mixed, or 16-mixed without bf16);
 without CUDA, N CPU processes with DDP over gloo (for testing the distributed path).
@@ -71,9 +72,40 @@ def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
     )
 
 
+def _take_encoder(model, cfg, source: Path) -> None:
+    """`model` with the encoder and fader of the run at `source`, at the step where the
+    encoder stops learning: its decoder then trains anew on latents that do not move, so
+    a prior trained on them stays valid."""
+    import torch
+    from neurorave.models.training.run import load_run
+
+    steps = cfg.training.encoder_steps
+    if steps <= 0:
+        raise UserError("--encoder-from needs training.encoder_steps > 0 (the step at "
+                        "which the encoder stops learning) in the configuration")
+    done = _resume_step(source / "checkpoints" / "last.ckpt") \
+        if (source / "checkpoints" / "last.ckpt").exists() else 0
+    if done < steps:
+        raise UserError(f"--encoder-from {source}: its encoder is still learning (step "
+                        f"{done} of training.encoder_steps {steps})")
+    theirs = load_run(source).module
+    for part in ("encoder", "latent_discriminator"):
+        try:
+            getattr(model, part).load_state_dict(getattr(theirs, part).state_dict())
+        except RuntimeError as exc:
+            raise UserError(f"--encoder-from {source}: its {part} does not fit this "
+                            f"configuration ({first_line(exc, 160)})") from None
+    for name in ("attr_min", "attr_max", "bin_edges"):
+        if not torch.equal(getattr(model, name), getattr(theirs, name)):
+            raise UserError(f"--encoder-from {source}: its attribute stats differ from "
+                            "this run's (train it on the same dataset)")
+    model.completed_steps = steps  # on_train_start freezes the encoder from there
+
+
 def train(config: str, data: str, out: str, steps: Optional[int] = None,
           devices: Optional[int] = None, resume: bool = False, seed: int = 0,
-          progress: bool = True, callbacks: Sequence = ()):
+          progress: bool = True, callbacks: Sequence = (),
+          encoder_from: Optional[str] = None):
     """Train (or resume) a run; returns the trained module. `callbacks`: extra Lightning ones."""
     import pytorch_lightning as pl
     import torch
@@ -88,6 +120,9 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
     run_dir = Path(out)
     last = run_dir / "checkpoints" / "last.ckpt"
     start = 0
+    if resume and encoder_from:
+        raise UserError("--encoder-from starts a new run; --resume continues one: "
+                        "give one of them")
     if resume:
         if not last.exists():
             raise UserError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
@@ -117,6 +152,12 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
 
     pl.seed_everything(seed, workers=True, verbose=False)
     model = FaderRave(cfg, stats, seed=seed, total_steps=cfg.training.steps)
+    if encoder_from:
+        _take_encoder(model, cfg, Path(encoder_from))
+        start = model.completed_steps
+        if start >= cfg.training.steps:
+            raise UserError(f"--encoder-from: the run would start at step {start}; "
+                            "ask for more with --steps")
     trainer = build_trainer(cfg, run_dir, devices, cfg.training.steps - start, progress,
                             callbacks)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -145,5 +186,6 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--source names the F-RAVE run a prior learns from; "
                         "use it with --config prior")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    train(args.config, args.data, args.out, args.steps, args.devices, args.resume, args.seed)
+    train(args.config, args.data, args.out, args.steps, args.devices, args.resume, args.seed,
+          encoder_from=getattr(args, "encoder_from", None))
     return 0

@@ -61,7 +61,7 @@ def build_nets(cfg: Config) -> Dict[str, torch.nn.Module]:
                            m.noise_block, m.pqmf_taps_per_band, m.dilations, m.harmonics,
                            m.attributes.index("f0") if "f0" in m.attributes else None,
                            m.sample_rate, m.attributes.index("rms") if m.level else None,
-                           m.band_dc_block),
+                           m.band_dc_block, m.upsample),
         "latent_discriminator": LatentDiscriminator(m.latent_size, n_attr, f.hidden,
                                                     LATENT_BINS, f.layers),
         "discriminator": CombinedDiscriminator(d.scales, d.periods, d.capacity, d.layers),
