@@ -14,6 +14,11 @@ Two of issue 22's sound checks, at any sample rate:
 - roll-off: the frequency under which 95% of the long-term spectrum's energy lies
   (audible windows), for prior play and for the test split, and their ratio (issue
   22's goal: within 20%).
+- frame buzz: the share of the audible played audio's rms that repeats every latent
+  frame (the mean over frames of each of a frame's `hop` samples), against the test
+  split's at the same hop (about 1 / sqrt(frames) for audio with no frame in it). A
+  decoder whose upsampling imprints a pattern on each frame buzzes at the frame rate
+  and its multiples (the comb a sub-pixel gm-drums-48k played: 40% of its rms).
 The bundle plays as in `neurorave evaluate`'s generation check (the module's voice,
 prior on, gate 1 every 2 s, a slow sine on CV1).
 """
@@ -96,7 +101,18 @@ def rolloff_hz(power: np.ndarray, freqs: np.ndarray) -> float:
     return float(freqs[int(np.searchsorted(np.cumsum(power), ROLLOFF * total))])
 
 
-def compare(played: np.ndarray, data: np.ndarray, sr: int) -> Dict:
+def frame_synchronous(audio: np.ndarray, hop: int) -> float:
+    """rms of the audible frames' mean frame over their rms: what repeats every frame."""
+    from neurorave.models.audibility import AUDIBLE_RMS
+
+    frames = np.asarray(audio[: len(audio) // hop * hop], np.float64).reshape(-1, hop)
+    audible = frames[np.sqrt(np.mean(frames ** 2, axis=1)) >= AUDIBLE_RMS]
+    if not len(audible):
+        return 0.0
+    return float(np.sqrt(np.mean(audible.mean(axis=0) ** 2) / np.mean(audible ** 2)))
+
+
+def compare(played: np.ndarray, data: np.ndarray, sr: int, hop: int = 0) -> Dict:
     mine, theirs = line_rates(played, sr), line_rates(data, sr)
     tones = []
     for hz in steady_tones(mine):
@@ -111,7 +127,10 @@ def compare(played: np.ndarray, data: np.ndarray, sr: int) -> Dict:
             "steady_tones": tones,
             "tones_the_data_lacks": [t["hz"] for t in tones if t["data_lacks"]],
             "rolloff_hz": round(ours_hz, 1), "data_rolloff_hz": round(data_hz, 1),
-            "rolloff_ratio": round(ours_hz / data_hz, 3) if data_hz else None}
+            "rolloff_ratio": round(ours_hz / data_hz, 3) if data_hz else None,
+            **({"frame_synchronous": round(frame_synchronous(played, hop), 4),
+                "data_frame_synchronous": round(frame_synchronous(data, hop), 4)}
+               if hop else {})}
 
 
 def main() -> int:
@@ -137,7 +156,7 @@ def main() -> int:
                  f"{played['sample_rate']} Hz")
     report = {"bundle": args.bundle, "data": args.data, "seconds": args.seconds,
               "sample_rate": played["sample_rate"],
-              **compare(played["audio"], data, played["sample_rate"])}
+              **compare(played["audio"], data, played["sample_rate"], played["hop"])}
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -151,6 +170,8 @@ def main() -> int:
         print("  no steady tone")
     print(f"  95% roll-off {report['rolloff_hz']:.0f} Hz, data "
           f"{report['data_rolloff_hz']:.0f} Hz (ratio {report['rolloff_ratio']})")
+    print(f"  frame buzz: {100 * report['frame_synchronous']:.1f}% of the rms repeats every "
+          f"{played['hop']}-sample frame (data {100 * report['data_frame_synchronous']:.1f}%)")
     return 0
 
 

@@ -178,7 +178,8 @@ def answer_delays(audio: np.ndarray, sr: int, gate1_at: List[float]) -> List[flo
 
 
 def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:
-    """The generation patch played: {"audio", "sample_rate", "nan_at", "gate1_at", "mode"}."""
+    """The generation patch played: {"audio", "sample_rate", "hop", "nan_at", "gate1_at",
+    "mode"}."""
     model = _voice(bundle_path, seed, pitch=False)
 
     def controls(t: float) -> List[float]:
@@ -186,7 +187,8 @@ def play_generation(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str
         return [2.0 * np.sin(2 * np.pi * 0.05 * t), 0.0, 0.0, 0.0]
 
     played = _play(model, seconds, controls, GENERATION_GATE1_S, None)
-    return {**played, "sample_rate": model.sample_rate, "mode": model.mode}
+    return {**played, "sample_rate": model.sample_rate, "hop": model.frame_size,
+            "mode": model.mode}
 
 
 def generation_check(bundle_path: str, seconds: float, seed: int = 0) -> Dict[str, Any]:

@@ -55,3 +55,16 @@ def test_the_rolloff_follows_the_bandwidth():
     assert 0.4 < narrow["rolloff_ratio"] < 0.6
     same = bench.compare(_noise(4, cutoff=8000), _noise(4, seed=4, cutoff=8000), SR)
     assert abs(same["rolloff_ratio"] - 1) < 0.05
+
+
+def test_a_pattern_repeating_every_frame_is_read_as_frame_buzz():
+    bench = _module()
+    hop = 256
+    rng = np.random.default_rng(5)
+    pattern = np.tile(0.02 * rng.standard_normal(hop), int(4 * SR) // hop)
+    noise = _noise(4)[: len(pattern)]
+    report = bench.compare(noise + pattern, _noise(4, seed=6), SR, hop)
+    # rms of the pattern over the whole: 0.02 / sqrt(0.05^2 + 0.02^2) = 0.37
+    assert 0.33 < report["frame_synchronous"] < 0.41
+    assert report["data_frame_synchronous"] < 0.06       # noise: about 1 / sqrt(750)
+    assert bench.compare(noise, noise, SR, hop)["frame_synchronous"] < 0.06
