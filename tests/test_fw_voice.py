@@ -187,7 +187,10 @@ def test_a_failing_frame_becomes_silence_and_the_voice_plays_on(bundles):
     finally:
         voice.stop()
     assert voice.bad_frames >= 2 and "engine hiccup" in errors[0]
-    assert voice.frames >= 3 * voice.bad_frames - 3
+    # Every third call fails, and a gate's twin or a frame rendered again takes calls
+    # too (more of them on a busy machine), so up to every other frame may fail: the
+    # voice plays on through each.
+    assert voice.frames >= 2 * voice.bad_frames - 2
     assert np.abs(audio).max() > 0
     assert stats.blocks_rendered > voice.bad_frames
 
