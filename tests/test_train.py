@@ -407,6 +407,10 @@ def test_a_new_decoder_trains_on_another_runs_frozen_encoder(data, tmp_path):
         if key.startswith(("encoder.", "latent_discriminator.")):
             assert torch.equal(theirs[key], mine[key]), key
     assert "latent/accuracy" not in rec.metrics[0]  # the fader no longer learns
+    history = json.loads((run / "history.json").read_text())
+    assert [(s["first_step"], s["last_step"]) for s in history] == [(0, 3), (3, 7)]
+    assert history[0]["encoder_from"] == str(source.resolve())
+    assert "encoder_from" not in history[1]
     # It resumes as any run does, encoder still frozen.
     train(second, str(data), str(run), steps=9, resume=True, progress=False)
     later = torch.load(run / "weights" / "last.pt", weights_only=True)

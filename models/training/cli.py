@@ -72,11 +72,13 @@ def build_trainer(cfg, run_dir: Path, devices: Optional[int], remaining: int,
     )
 
 
-def _take_encoder(model, cfg, source: Path) -> None:
+def _take_encoder(model, cfg, source: Path, run_dir: Path) -> None:
     """`model` with the encoder and fader of the run at `source`, at the step where the
     encoder stops learning: its decoder then trains anew on latents that do not move, so
-    a prior trained on them stays valid."""
+    a prior trained on them stays valid. The source's sessions up to that step go into
+    this run's history (what its encoder cost), each marked with where it was run."""
     import torch
+    from neurorave.models.training.callbacks import HISTORY_FILE, read_history
     from neurorave.models.training.run import load_run
 
     steps = cfg.training.encoder_steps
@@ -100,6 +102,20 @@ def _take_encoder(model, cfg, source: Path) -> None:
             raise UserError(f"--encoder-from {source}: its attribute stats differ from "
                             "this run's (train it on the same dataset)")
     model.completed_steps = steps  # on_train_start freezes the encoder from there
+    sessions = []
+    for session in read_history(source):
+        if int(session.get("first_step", 0)) >= steps:
+            continue
+        part = dict(session, encoder_from=str(source.resolve()))
+        if int(part.get("last_step", 0)) > steps:  # its decoder-only steps are not this run's
+            # (their wall time taken in proportion)
+            done = int(part["last_step"]) - int(part["first_step"])
+            part["wall_s"] = round(float(part.get("wall_s", 0.0)) *
+                                   (steps - int(part["first_step"])) / max(done, 1), 1)
+            part["last_step"] = steps
+        sessions.append(part)
+    (run_dir / HISTORY_FILE).write_text(json.dumps(sessions, indent=1) + "\n",
+                                        encoding="utf-8")
 
 
 def train(config: str, data: str, out: str, steps: Optional[int] = None,
@@ -153,7 +169,7 @@ def train(config: str, data: str, out: str, steps: Optional[int] = None,
     pl.seed_everything(seed, workers=True, verbose=False)
     model = FaderRave(cfg, stats, seed=seed, total_steps=cfg.training.steps)
     if encoder_from:
-        _take_encoder(model, cfg, Path(encoder_from))
+        _take_encoder(model, cfg, Path(encoder_from), run_dir)
         start = model.completed_steps
         if start >= cfg.training.steps:
             raise UserError(f"--encoder-from: the run would start at step {start}; "
