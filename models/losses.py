@@ -62,3 +62,14 @@ def latent_cross_entropy(logits: torch.Tensor, targets: torch.Tensor
     ce = F.cross_entropy(logits.float(), targets)
     accuracy = (logits.argmax(1) == targets).float().mean(dim=(0, 2))
     return ce, accuracy
+
+
+def band_dc_share(bands: torch.Tensor) -> torch.Tensor:
+    """The share of each band signal's power [B, bands, T] that is its mean over the crop,
+    averaged. A waveform head that saturates its tanh puts a constant into its band; the
+    band DC blocker hides it from the spectral loss, so nothing stops it, and the
+    amplitude head then plays its envelope on that constant: low thumps from band 0, a
+    whistle at every other band's edge. Scale-free, so only the waveform can lower it."""
+    mean = bands.mean(dim=-1)
+    power = bands.pow(2).mean(dim=-1)
+    return (mean.pow(2) / (power + 1e-8)).mean()

@@ -404,3 +404,25 @@ def test_repeat_upsampler_has_fewer_weights_and_the_48k_configs_choose_it(tmp_pa
     bad.write_text('extends = "tiny"\n[model]\nupsample = "linear"\n')
     with pytest.raises(UserError, match=r"'model.upsample' must be one of subpixel, repeat"):
         load_config(bad)
+
+
+def test_band_dc_share_reads_a_constant_band_and_the_decoder_hands_out_its_bands():
+    from neurorave.models.losses import band_dc_share
+
+    t = torch.arange(3000, dtype=torch.float32)
+    tone = torch.sin(2 * torch.pi * 0.01 * t)
+    stuck = -0.99 + 0.01 * tone          # a saturated head: a constant, an envelope on it
+    assert float(band_dc_share(tone.reshape(1, 1, -1))) < 1e-3
+    assert float(band_dc_share(stuck.reshape(1, 1, -1))) > 0.99
+    both = torch.stack([tone, stuck])[None]  # one band of two stuck: half the share
+    assert abs(float(band_dc_share(both)) - 0.5) < 0.01
+    # The bands come out before the DC blocker, which would hide the constant.
+    torch.manual_seed(0)
+    dec = Decoder(2, [2, 2], 4, 3, 2, band_dc_block_hz=20.0).eval()
+    z, attrs = torch.randn(1, 3, 8), torch.rand(1, 2, 8) * 2 - 1
+    noise = torch.rand(1, 2, 32) * 2 - 1
+    with torch.no_grad():
+        audio, bands = dec(z, attrs, noise, with_bands=True)
+        assert torch.equal(audio, dec(z, attrs, noise))
+        assert bands.shape == (1, 2, 32)
+        assert not torch.allclose(bands, dec.dc_block(bands.clone()))

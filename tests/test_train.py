@@ -427,3 +427,16 @@ def test_encoder_from_a_run_still_learning_is_one_clear_line(data, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1
     assert "its encoder is still learning (step 2 of training.encoder_steps 5)" in err[0]
+
+
+def test_the_band_dc_share_is_a_loss_when_weighted(data, tmp_path):
+    rec = Recorder()
+    config = _config(tmp_path, model={"band_dc_block": 20.0},
+                     training={"band_dc_weight": 10.0})
+    train(config, str(data), str(tmp_path / "run"), steps=3, progress=False, callbacks=[rec])
+    shares = [m["loss/band_dc"] for m in rec.metrics]
+    assert len(shares) == 3 and all(0.0 <= s <= 1.0 for s in shares)
+    # In the generator's loss: with the weight it exceeds the spectral term by 10 x share.
+    first = rec.metrics[0]
+    assert abs(first["loss/generator"] - first["loss/reconstruction"]
+               - 10.0 * first["loss/band_dc"]) < 1e-3 + abs(first.get("loss/kl", 0.0))

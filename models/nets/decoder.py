@@ -279,14 +279,16 @@ class Decoder(nn.Module):
         return (batch, self.bands, frames * self.hop // self.bands)
 
     def forward(self, z: torch.Tensor, attributes: torch.Tensor,
-                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """z [B, latent, F], attributes [B, A, F] in [-1, 1] -> audio [B, 1, F * hop]."""
+                noise: Optional[torch.Tensor] = None, with_bands: bool = False):
+        """z [B, latent, F], attributes [B, A, F] in [-1, 1] -> audio [B, 1, F * hop]
+        (with `with_bands`, and the band signals before the DC blocker, for training)."""
         hidden = self.trunk(torch.cat([z, attributes], dim=1))
         if noise is None:
             noise = torch.rand(self.noise_shape(z.shape[0], z.shape[-1]),
                                device=z.device, dtype=hidden.dtype) * 2 - 1
         bands = (torch.tanh(self.waveform(hidden)) * torch.sigmoid(self.amplitude(hidden))
                  + self.noise(hidden, noise))
+        heads = bands
         if self.dc_block is not None:
             bands = self.dc_block(bands)
         audio = self.pqmf(bands)
@@ -296,4 +298,4 @@ class Decoder(nn.Module):
             lo, hi = self.rms_range[0], self.rms_range[1]
             asked = lo + (attributes[:, self.rms_index] + 1) * 0.5 * (hi - lo)
             audio = self.level(audio, torch.exp(asked) if self.rms_log else asked)
-        return audio
+        return (audio, heads) if with_bands else audio

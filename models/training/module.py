@@ -26,6 +26,7 @@ from neurorave.models.config import LATENT_BINS, Config
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.losses import (
     MultiScaleSTFTLoss,
+    band_dc_share,
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
@@ -170,9 +171,9 @@ class FaderRave(pl.LightningModule):
         if step < t.adversarial_start:
             learning = not self.encoder_done(step)
             mean, z, kl = self._encode(audio, gen, learning)
-            y = self.decoder(z, attrs, self._noise(audio.shape[0], frames, gen))
+            y, band_dc = self._decode(z, attrs, frames, gen, logs)
             rec = self.stft_loss(audio, y)
-            loss = rec
+            loss = rec + band_dc
             if learning:
                 beta = t.kl_beta * ramp(step, t.kl_delay, t.kl_ramp)
                 lam = f.weight * ramp(step, f.delay, f.ramp)
@@ -198,7 +199,7 @@ class FaderRave(pl.LightningModule):
             logs.update({"loss/generator": loss, "loss/kl": kl})
         else:
             mean, z, kl = self._encode(audio, gen, learning=False)
-            y = self.decoder(z, attrs, self._noise(audio.shape[0], frames, gen))
+            y, band_dc = self._decode(z, attrs, frames, gen, logs)
             real = self.discriminator(audio)
             loss_critic = hinge_discriminator_loss(real, self.discriminator(y.detach()))
             opt_critic.zero_grad(set_to_none=True)
@@ -208,7 +209,7 @@ class FaderRave(pl.LightningModule):
             rec = self.stft_loss(audio, y)
             adv = hinge_generator_loss(fake)
             fm = feature_matching_loss(real, fake)
-            loss = rec + t.adversarial_weight * adv + t.feature_matching * fm
+            loss = rec + band_dc + t.adversarial_weight * adv + t.feature_matching * fm
             loss = loss + self._control_term(step, z, attrs, gen, logs)
             opt_gen.zero_grad(set_to_none=True)
             self.manual_backward(loss)
@@ -231,6 +232,18 @@ class FaderRave(pl.LightningModule):
         if self.completed_steps >= self.cfg.training.adversarial_start or \
                 self.encoder_done(self.completed_steps):
             self.freeze_encoder()
+
+    def _decode(self, z: torch.Tensor, attrs: torch.Tensor, frames: int,
+                gen: torch.Generator, logs: Dict[str, Any]):
+        """(audio, training.band_dc_weight x the band signals' DC share, or 0)."""
+        noise = self._noise(z.shape[0], frames, gen)
+        weight = self.cfg.training.band_dc_weight
+        if weight <= 0:
+            return self.decoder(z, attrs, noise), torch.zeros((), device=self.device)
+        y, bands = self.decoder(z, attrs, noise, with_bands=True)
+        share = band_dc_share(bands)
+        logs["loss/band_dc"] = share
+        return y, weight * share
 
     def _encode(self, audio: torch.Tensor, gen: torch.Generator, learning: bool):
         """(mean, z, kl) of a batch; with `learning` False the encoder is frozen (once)
