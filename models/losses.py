@@ -64,12 +64,12 @@ def latent_cross_entropy(logits: torch.Tensor, targets: torch.Tensor
     return ce, accuracy
 
 
-def band_dc_share(bands: torch.Tensor) -> torch.Tensor:
-    """The share of each band signal's power [B, bands, T] that is its mean over the crop,
-    averaged. A waveform head that saturates its tanh puts a constant into its band; the
-    band DC blocker hides it from the spectral loss, so nothing stops it, and the
-    amplitude head then plays its envelope on that constant: low thumps from band 0, a
-    whistle at every other band's edge. Scale-free, so only the waveform can lower it."""
-    mean = bands.mean(dim=-1)
-    power = bands.pow(2).mean(dim=-1)
-    return (mean.pow(2) / (power + 1e-8)).mean()
+def band_dc_share(heads: torch.Tensor) -> torch.Tensor:
+    """The squared mean over the crop of each band's waveform head (its tanh, [B, bands,
+    T], in [-1, 1]), averaged: 1 for a head stuck at +-1, 0 for one swinging about zero.
+    A waveform head that saturates puts a constant into its band; the band DC blocker
+    hides it from the spectral loss, so nothing pushes it back, and the amplitude head
+    then plays its envelope on that constant: low thumps from band 0, a line at every
+    other band's edge. Bounded and without a division, so it stays well conditioned on
+    the quiet bands of a young decoder (a share of power was not: it stalled one)."""
+    return heads.mean(dim=-1).pow(2).mean()

@@ -281,14 +281,13 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor, attributes: torch.Tensor,
                 noise: Optional[torch.Tensor] = None, with_bands: bool = False):
         """z [B, latent, F], attributes [B, A, F] in [-1, 1] -> audio [B, 1, F * hop]
-        (with `with_bands`, and the band signals before the DC blocker, for training)."""
+        (with `with_bands`, and the waveform heads [B, bands, T], for training)."""
         hidden = self.trunk(torch.cat([z, attributes], dim=1))
         if noise is None:
             noise = torch.rand(self.noise_shape(z.shape[0], z.shape[-1]),
                                device=z.device, dtype=hidden.dtype) * 2 - 1
-        bands = (torch.tanh(self.waveform(hidden)) * torch.sigmoid(self.amplitude(hidden))
-                 + self.noise(hidden, noise))
-        heads = bands
+        heads = torch.tanh(self.waveform(hidden))
+        bands = heads * torch.sigmoid(self.amplitude(hidden)) + self.noise(hidden, noise)
         if self.dc_block is not None:
             bands = self.dc_block(bands)
         audio = self.pqmf(bands)
