@@ -188,7 +188,10 @@ def test_a_splice_lands_at_the_next_sample_read_and_never_tears_a_read():
         threads = [threading.Thread(target=splice_forever), threading.Thread(target=read_forever)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        # Enough reads to meet many splices, however slow the machine is today.
+        deadline = time.monotonic() + 10.0
+        while reads[0] <= 2000 and time.monotonic() < deadline:
+            time.sleep(0.05)
         stop.set()
         for t in threads:
             t.join(10)
