@@ -90,7 +90,7 @@ class TrainingConfig:
     feature_matching: float = 10.0
     adversarial_weight: float = 1.0
     control_weight: float = 0.0   # the control loss (models/training/control.py); 0: off
-    band_dc_weight: float = 0.0   # the band signals' DC share as a loss (losses.py); 0: off
+    band_dc_weight: float = 0.0   # waveform heads' offset as a loss (losses.waveform_offset)
     control_start: int = 0        # the step from which the control loss applies
     encoder_steps: int = 0        # > 0: the encoder (and the fader) stop learning at this step;
     #                               0: the encoder learns until adversarial_start

@@ -64,7 +64,7 @@ def latent_cross_entropy(logits: torch.Tensor, targets: torch.Tensor
     return ce, accuracy
 
 
-def band_dc_share(heads: torch.Tensor) -> torch.Tensor:
+def waveform_offset(heads: torch.Tensor) -> torch.Tensor:
     """The squared mean over the crop of each band's waveform head (its tanh, [B, bands,
     T], in [-1, 1]), averaged: 1 for a head stuck at +-1, 0 for one swinging about zero.
     A waveform head that saturates puts a constant into its band; the band DC blocker

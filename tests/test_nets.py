@@ -406,22 +406,22 @@ def test_repeat_upsampler_has_fewer_weights_and_the_48k_configs_choose_it(tmp_pa
         load_config(bad)
 
 
-def test_band_dc_share_reads_a_stuck_waveform_head_and_the_decoder_hands_out_its_heads():
-    from neurorave.models.losses import band_dc_share
+def test_waveform_offset_reads_a_stuck_waveform_head_and_the_decoder_hands_out_its_heads():
+    from neurorave.models.losses import waveform_offset
 
     t = torch.arange(3000, dtype=torch.float32)
     tone = torch.sin(2 * torch.pi * 0.01 * t)
     stuck = -0.99 + 0.01 * tone          # a saturated head: a constant, a ripple on it
-    assert float(band_dc_share(tone.reshape(1, 1, -1))) < 1e-3
-    assert float(band_dc_share(stuck.reshape(1, 1, -1))) > 0.97
+    assert float(waveform_offset(tone.reshape(1, 1, -1))) < 1e-3
+    assert float(waveform_offset(stuck.reshape(1, 1, -1))) > 0.97
     both = torch.stack([tone, stuck])[None]  # one head of two stuck: half
-    assert abs(float(band_dc_share(both)) - 0.49) < 0.01
+    assert abs(float(waveform_offset(both)) - 0.49) < 0.01
     torch.manual_seed(0)
     dec = Decoder(2, [2, 2], 4, 3, 2, band_dc_block_hz=20.0).eval()
     z, attrs = torch.randn(1, 3, 8), torch.rand(1, 2, 8) * 2 - 1
     noise = torch.rand(1, 2, 32) * 2 - 1
     with torch.no_grad():
-        audio, heads = dec(z, attrs, noise, with_bands=True)
+        audio, heads = dec(z, attrs, noise, with_heads=True)
         assert torch.equal(audio, dec(z, attrs, noise))
         expected = torch.tanh(dec.waveform(dec.trunk(torch.cat([z, attrs], 1))))
     assert torch.allclose(heads, expected)

@@ -429,14 +429,20 @@ def test_encoder_from_a_run_still_learning_is_one_clear_line(data, tmp_path, cap
     assert "its encoder is still learning (step 2 of training.encoder_steps 5)" in err[0]
 
 
-def test_the_band_dc_share_is_a_loss_when_weighted(data, tmp_path):
-    rec = Recorder()
-    config = _config(tmp_path, model={"band_dc_block": 20.0},
-                     training={"band_dc_weight": 10.0})
-    train(config, str(data), str(tmp_path / "run"), steps=3, progress=False, callbacks=[rec])
-    shares = [m["loss/band_dc"] for m in rec.metrics]
-    assert len(shares) == 3 and all(0.0 <= s <= 1.0 for s in shares)
-    # In the generator's loss: with the weight it exceeds the spectral term by 10 x share.
-    first = rec.metrics[0]
-    assert abs(first["loss/generator"] - first["loss/reconstruction"]
-               - 10.0 * first["loss/band_dc"]) < 1e-3 + abs(first.get("loss/kl", 0.0))
+def test_the_waveform_heads_offset_is_a_loss_when_weighted(data, tmp_path):
+    runs = {}
+    for weight in (0.0, 10.0):
+        rec = Recorder()
+        config = _config(tmp_path, f"w{weight:g}", model={"band_dc_block": 20.0},
+                         training={"band_dc_weight": weight})
+        train(config, str(data), str(tmp_path / f"run{weight:g}"), steps=3, progress=False,
+              callbacks=[rec])
+        runs[weight] = rec.metrics
+    offsets = [m["loss/band_dc"] for m in runs[10.0]]
+    assert len(offsets) == 3 and all(0.0 <= s <= 1.0 for s in offsets)
+    assert all("loss/band_dc" not in m for m in runs[0.0])
+    # The same first step (same seed, same batch): the weighted loss is 10 x offset more.
+    plain, weighted = runs[0.0][0], runs[10.0][0]
+    assert weighted["loss/reconstruction"] == pytest.approx(plain["loss/reconstruction"])
+    assert weighted["loss/generator"] - plain["loss/generator"] == \
+        pytest.approx(10.0 * weighted["loss/band_dc"], rel=1e-4, abs=1e-5)

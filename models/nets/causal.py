@@ -1,9 +1,13 @@
 """Causal convolution blocks: output sample t never depends on input after t.
 
 Each layer takes its left context from a `CausalPad`, so it streams with an explicit
-cache (see `streaming.py`). Upsampling is a sub-pixel convolution (a causal conv
-producing `factor` phases per input step, then interleaved), which streams with the
-same cache mechanism and has no overlap-add tail.
+cache (see `streaming.py`). Upsampling has no state of its own and no overlap-add tail:
+"subpixel" (the 16 kHz bundles') has a causal conv make `factor` phases per input step,
+interleaved; "repeat" holds each input step `factor` times, then a causal conv runs at
+the new rate. A sub-pixel layer gives each phase its own filter, so a held input comes
+out as a pattern repeating every input step: stacked up to the latent rate, a buzz at
+the frame rate and its multiples (gm-drums-48k: a comb every 187.5 Hz). A held input
+repeated stays held, whatever the conv learns.
 """
 import torch
 from neurorave.models.config import UPSAMPLERS
@@ -35,7 +39,8 @@ class CausalConv1d(nn.Module):
 
 class CausalUpsample(nn.Module):
     """Upsample by `factor`, "subpixel" or "repeat" (see above). Both cost the same
-    multiply-adds per output sample with the same kernel size."""
+    multiply-adds per output sample with the same kernel size; repeat has 1/factor the
+    weights."""
 
     def __init__(self, in_channels: int, out_channels: int, factor: int, kernel_size: int = 3,
                  mode: str = "subpixel"):

@@ -279,9 +279,9 @@ class Decoder(nn.Module):
         return (batch, self.bands, frames * self.hop // self.bands)
 
     def forward(self, z: torch.Tensor, attributes: torch.Tensor,
-                noise: Optional[torch.Tensor] = None, with_bands: bool = False):
+                noise: Optional[torch.Tensor] = None, with_heads: bool = False):
         """z [B, latent, F], attributes [B, A, F] in [-1, 1] -> audio [B, 1, F * hop]
-        (with `with_bands`, and the waveform heads [B, bands, T], for training)."""
+        (with `with_heads`, and the waveform heads [B, bands, T], for training)."""
         hidden = self.trunk(torch.cat([z, attributes], dim=1))
         if noise is None:
             noise = torch.rand(self.noise_shape(z.shape[0], z.shape[-1]),
@@ -297,4 +297,4 @@ class Decoder(nn.Module):
             lo, hi = self.rms_range[0], self.rms_range[1]
             asked = lo + (attributes[:, self.rms_index] + 1) * 0.5 * (hi - lo)
             audio = self.level(audio, torch.exp(asked) if self.rms_log else asked)
-        return (audio, heads) if with_bands else audio
+        return (audio, heads) if with_heads else audio

@@ -109,9 +109,9 @@ def _take_encoder(model, cfg, source: Path, run_dir: Path) -> None:
         part = dict(session, encoder_from=str(source.resolve()))
         if int(part.get("last_step", 0)) > steps:  # its decoder-only steps are not this run's
             # (their wall time taken in proportion)
-            done = int(part["last_step"]) - int(part["first_step"])
+            span = int(part["last_step"]) - int(part["first_step"])
             part["wall_s"] = round(float(part.get("wall_s", 0.0)) *
-                                   (steps - int(part["first_step"])) / max(done, 1), 1)
+                                   (steps - int(part["first_step"])) / max(span, 1), 1)
             part["last_step"] = steps
         sessions.append(part)
     (run_dir / HISTORY_FILE).write_text(json.dumps(sessions, indent=1) + "\n",

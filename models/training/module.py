@@ -26,11 +26,11 @@ from neurorave.models.config import LATENT_BINS, Config
 from neurorave.models.descriptors_torch import compute_batch
 from neurorave.models.losses import (
     MultiScaleSTFTLoss,
-    band_dc_share,
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
     latent_cross_entropy,
+    waveform_offset,
 )
 from neurorave.models.nets.decoder import Decoder
 from neurorave.models.nets.discriminators import CombinedDiscriminator
@@ -235,15 +235,15 @@ class FaderRave(pl.LightningModule):
 
     def _decode(self, z: torch.Tensor, attrs: torch.Tensor, frames: int,
                 gen: torch.Generator, logs: Dict[str, Any]):
-        """(audio, training.band_dc_weight x the band signals' DC share, or 0)."""
+        """(audio, training.band_dc_weight x the waveform heads' offset, or 0)."""
         noise = self._noise(z.shape[0], frames, gen)
         weight = self.cfg.training.band_dc_weight
         if weight <= 0:
             return self.decoder(z, attrs, noise), torch.zeros((), device=self.device)
-        y, bands = self.decoder(z, attrs, noise, with_bands=True)
-        share = band_dc_share(bands)
-        logs["loss/band_dc"] = share
-        return y, weight * share
+        y, heads = self.decoder(z, attrs, noise, with_heads=True)
+        offset = waveform_offset(heads)
+        logs["loss/band_dc"] = offset
+        return y, weight * offset
 
     def _encode(self, audio: torch.Tensor, gen: torch.Generator, learning: bool):
         """(mean, z, kl) of a batch; with `learning` False the encoder is frozen (once)
