@@ -7,9 +7,10 @@ The bundle renders (`neurorave render`, the module's voice offline: gate 1 lands
 own sample) a patch of nothing but a gate-1 clock, prior on, default settings (or the
 gate mode `--gate-mode` names: a phrase per gate, or one hit); librosa's
 onset detector (backtracked to where each onset starts) reads the output. Per clock:
-the share of gates followed by an onset within `--within-ms` (a gate under the first
-fade-in is not judged), and the share of onsets that no gate asked for (none within
-`--within-ms` before them). Offline, so this is the model's answer alone; in the daemon
+the share of gates followed by an onset within `--within-ms` (or read up to EARLY_S
+before it: the detector's own spread; a gate under the first fade-in is not judged),
+and the share of onsets that no gate asked for (none within `--within-ms` before them
+or EARLY_S after). Offline, so this is the model's answer alone; in the daemon
 the gate-to-DAC latency (`bench_daemon.py`) comes on top.
 
 Chance: the same onsets judged against the clock moved by half a period, as far from
@@ -25,6 +26,14 @@ import numpy as np
 
 HOP = 64          # onset detector hop: 1.3 ms at 48 kHz, 4 ms at 16 kHz
 SKIP_S = 0.1      # the render's fade-in
+# How far before its gate a backtracked onset may be read and still be the gate's. The
+# voice is causal: nothing it plays can precede the gate. librosa's onset strength reads
+# centred 2048-sample windows (43 ms at 48 kHz) and backtracking goes to the strength's
+# last minimum, which a note releasing before the gate moves earlier: gm-notes-48k
+# (step 8 000, note mode, 8 Hz) put 19 of 79 onsets 1.4 to 10 ms before their gates,
+# while the output's level (2.7 ms windows, their median) fell up to the gate and rose
+# 16 dB in the 5 ms after it. One hop, as before, left those gates unanswered.
+EARLY_S = 0.010
 
 
 def onsets_against_gates(audio: np.ndarray, sr: int, gates: np.ndarray,
@@ -34,9 +43,10 @@ def onsets_against_gates(audio: np.ndarray, sr: int, gates: np.ndarray,
     onsets = librosa.onset.onset_detect(y=np.asarray(audio, np.float32), sr=sr,
                                         hop_length=HOP, units="time", backtrack=True)
     judged = gates[gates >= SKIP_S]
-    answered = [g for g in judged if np.any((onsets >= g - HOP / sr) & (onsets <= g + within_s))]
+    early = max(EARLY_S, HOP / sr)
+    answered = [g for g in judged if np.any((onsets >= g - early) & (onsets <= g + within_s))]
     unasked = [o for o in onsets
-               if not np.any((gates <= o + HOP / sr) & (gates >= o - within_s))]
+               if not np.any((gates <= o + early) & (gates >= o - within_s))]
     return {"gates": len(judged), "answered": len(answered),
             "answered_share": round(len(answered) / len(judged), 3) if len(judged) else None,
             "onsets": len(onsets), "unasked": len(unasked),
@@ -50,7 +60,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--within-ms", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gate-mode", choices=("phrase", "hit"), default=None,
+    parser.add_argument("--gate-mode", choices=("phrase", "hit", "note"), default=None,
                         help="the patch's gate mode (default: the bundle's own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -64,9 +64,10 @@ def _export(p: argparse.ArgumentParser) -> None:
                    help="export the reference decoder NAME (rave-v1) instead of a run")
     p.add_argument("--prior", default=None, metavar="PRIOR",
                    help="a prior trained on RUN (neurorave train --config prior) to include")
-    p.add_argument("--gate", default=None, choices=("phrase", "hit"),
-                   help="with --prior: what gate 1 starts by default, the prior's phrase "
-                        "or one hit (a drum voice); the player's setting overrides it")
+    p.add_argument("--gate", default=None, choices=("phrase", "hit", "note"),
+                   help="with --prior: what gate 1 starts by default, the prior's phrase, "
+                        "one hit (a drum voice) or one note (held while the gate is high); "
+                        "the player's setting overrides it")
 
 
 def _evaluate(p: argparse.ArgumentParser) -> None:

@@ -40,10 +40,12 @@ DEFAULT_CV_RANGES = ((-CV_SPAN_V, CV_SPAN_V),) * 4  # the board file's min/max p
 MACRO_MODES = ("random", "snapshot", "follow_cv4")
 CV_MODES = ("slide", "hold")
 DEFAULT_CV_MODE = CV_MODES[0]
-# What gate 1 starts in a bundle with a prior: the prior's phrase, played as it comes, or
-# one hit (after the attack the level only falls until the next gate). Unset: the
-# bundle's own (model.json "prior": {"gate": ...}), else a phrase.
-GATE_MODES = ("phrase", "hit")
+# What gate 1 starts in a bundle with a prior: the prior's phrase, played as it comes;
+# one hit (after the attack the level only falls until the next gate: a drum's trigger);
+# or one note (a hit held while gate 1 is high and released when it falls: a keyboard's
+# or a sequencer's gate). Unset: the bundle's own (model.json "prior": {"gate": ...}),
+# else a phrase.
+GATE_MODES = ("phrase", "hit", "note")
 # In slide mode the whole swing of a CV (+-5 V) moves rms by +-RMS_SLIDE_DB / 2: loudness
 # is heard in dB, and a gain keeps the prior's envelope (an offset would fill its tails).
 RMS_SLIDE_DB = 48.0

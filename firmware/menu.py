@@ -612,7 +612,7 @@ class Menu:
         ]
 
         def toggle_gate(menu: "Menu") -> List[Action]:
-            # What gate 1 starts with a prior: the model's own choice, a phrase, one hit.
+            # What gate 1 starts with a prior: the model's own choice, a phrase, a hit, a note.
             order = [None, *GATE_MODES]
             now = menu.settings.get("gate_mode")
             menu.settings["gate_mode"] = order[(order.index(now) + 1) % len(order)] \

@@ -9,7 +9,7 @@ a value the daemon would refuse:
     model = "gm-notes"            # a bundle's folder name in the models folder
     pitch_mode = true             # 1 V/oct on f0 (models with f0)
     cv_mode = "hold"              # slide, hold
-    gate_mode = "hit"             # phrase, hit (with a prior; absent: the model's own)
+    gate_mode = "hit"             # phrase, hit, note (with a prior; absent: the model's own)
     macro_mode = "snapshot"       # random, snapshot, follow_cv4 (gate 2)
     macro_glide_s = 0.5
     prior_temperature = 1.0

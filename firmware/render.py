@@ -172,7 +172,7 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
     edges = [e for e in events if e.kind == "gate"]
     gestures = [e for e in events if e.kind != "gate"]
     volts = [0.0] * 4
-    gate2_high = False
+    gate1_high = gate2_high = False
     blocks: List[np.ndarray] = []
     written = 0
     taken, boundary = 0, 0.0   # edges[taken:] up to `boundary` go to the next frame
@@ -197,7 +197,7 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
             # the gates meanwhile go to the new model's first frame.
             folder, loader.pending = loader.pending, None
             block = fade(model.render(ControlInputs(volts, False, False, gate2_high,
-                                                    voice.temperature)), False,
+                                                    voice.temperature, 0, gate1_high)), False,
                          int(FADE_S * rate))
             model = voice.model = make(folder)
             menu.playing = _folder_name(folder)
@@ -213,13 +213,14 @@ def render(bundle_path: str, patch: Patch, seconds: float, seed: int = 0,
             event = edges[end]
             if event.jack == 0:
                 rise1 = rise1 or bool(event.value)
+                gate1_high = bool(event.value)
             else:
                 rise2 = rise2 or bool(event.value)
                 gate2_high = bool(event.value)
             end += 1
         before = model.snapshot()
         block = model.render(ControlInputs(volts, rise1, rise2, gate2_high,
-                                           float(voice.temperature)))
+                                           float(voice.temperature), 0, gate1_high))
         if fading_in:
             block = fade(block, True, int(FADE_S * rate))
             fading_in = False

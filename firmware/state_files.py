@@ -325,7 +325,7 @@ def default_settings() -> Dict[str, Any]:
         # with a prior: "slide" moves attributes away from the prior's, "hold" holds them
         # (absent in files from before it: read as "slide")
         "cv_mode": DEFAULT_CV_MODE,
-        # with a prior: what gate 1 starts, "phrase" or "hit"; null: the model's own
+        # with a prior: what gate 1 starts, "phrase", "hit" or "note"; null: the model's own
         "gate_mode": None,
     }
 

@@ -49,8 +49,15 @@ FADE_S = 0.02            # start, stop and model-switch fades
 # A gate cuts the sound it interrupts this fast: long enough not to click, short enough
 # to keep the attack that follows (a drum's is a few ms).
 GATE_FADE_S = 0.003
-# In gate mode "hit", a phrase's level is free for this long (the attack), then only falls.
+# In gate modes "hit" and "note", a phrase's level is free for this long (the attack), then
+# only falls.
 HIT_ATTACK_S = 0.03
+# In gate mode "note", once gate 1 is low and the attack has played, the level falls with
+# this time constant (-8.7 dB each 50 ms). At an 8 Hz clock of 25% gates a note held to
+# the next gate rang 5 to 7 dB under the top of the rms range, so the next note could
+# not rise over it and no onset marked the gate (gm-notes-48k, step 8 000, hit mode: 142
+# of 239 gates answered).
+NOTE_RELEASE_S = 0.05
 RENDER_MARGIN = 1.5      # times the slowest recent render
 SCHEDULING_SLACK_S = 0.002  # wake-up jitter of the voice thread
 LIMIT_KNEE = 0.8         # the output stage passes the voice unchanged up to here
@@ -69,17 +76,21 @@ class ControlInputs:
     """What the scheduler hands the voice for one frame: CV volts and gate events since
     the previous frame (with the edge times, for latency)."""
 
-    __slots__ = ("volts", "gate1_rise", "gate2_rise", "gate2_high", "temperature", "edge_ns")
+    __slots__ = ("volts", "gate1_rise", "gate2_rise", "gate2_high", "temperature", "edge_ns",
+                 "gate1_high")
 
     def __init__(self, volts: Sequence[float] = (0.0, 0.0, 0.0, 0.0), gate1_rise: bool = False,
                  gate2_rise: bool = False, gate2_high: bool = False, temperature: float = 1.0,
-                 edge_ns: int = 0):
+                 edge_ns: int = 0, gate1_high: Optional[bool] = None):
         self.volts = list(volts)
         self.gate1_rise = gate1_rise
         self.gate2_rise = gate2_rise
         self.gate2_high = gate2_high
         self.temperature = temperature
         self.edge_ns = edge_ns  # monotonic ns of the newest gate-1 rise in this frame, or 0
+        # Gate 1 at the frame's end; None where the caller does not follow it (a note
+        # then holds as a hit does).
+        self.gate1_high = gate1_high
 
 
 class LatentExplorer:
@@ -257,15 +268,18 @@ class VoiceModel:
         self._set_gate_mode(settings)
 
     def _set_gate_mode(self, settings: Optional[ControlSettings]) -> None:
-        """The player's gate mode, else the bundle's: in "hit" the prior's level may only
-        fall once the attack (the phrase lead and HIT_ATTACK_S) has played."""
+        """The player's gate mode, else the bundle's: in "hit" and "note" the prior's level
+        may only fall once the attack (the phrase lead and HIT_ATTACK_S) has played; in
+        "note" it falls at NOTE_RELEASE_S from when gate 1 is low."""
         if self.generator is None:
             return
         chosen = settings.gate_mode if settings is not None else None
         self.gate_mode = chosen or self._bundle_gate
         attack = int(np.ceil(HIT_ATTACK_S * self.frame_rate_hz))
         self.generator.hit_after = self.phrase_lead * self.frames_per_call + attack \
-            if self.gate_mode == "hit" else None
+            if self.gate_mode in ("hit", "note") else None
+        self.generator.release = float(np.exp(-1.0 / (NOTE_RELEASE_S * self.frame_rate_hz))) \
+            if self.gate_mode == "note" else None
 
     def render(self, inputs: ControlInputs) -> np.ndarray:
         """The next decoder call's audio at the device rate (length varies by a sample).
@@ -281,7 +295,7 @@ class VoiceModel:
         if inputs.gate1_rise and self.generator is not None and self.phrase_lead:
             joins = self._decode(inputs)[:self._lead_fade].copy()
             inputs = ControlInputs(inputs.volts, False, False, inputs.gate2_high,
-                                   inputs.temperature, inputs.edge_ns)
+                                   inputs.temperature, inputs.edge_ns, inputs.gate1_high)
             for _ in range(self.phrase_lead - 1):
                 self._decode(inputs)
             return self.resampler.process(crossfade(joins, self._decode(inputs)))
@@ -294,6 +308,7 @@ class VoiceModel:
             snapshot = self.mapper.step(inputs.volts, inputs.gate2_rise and k == 0,
                                         inputs.gate2_high)
             if self.generator is not None:
+                self.generator.gate_high = inputs.gate1_high
                 self._generate(snapshot, rise1, inputs.temperature, k)
             else:
                 if rise1:
@@ -433,6 +448,7 @@ class Voice:
         self._play_time = play_time
         self._on_error = on_error
         self.volts: List[float] = [0.0] * 4  # replaced whole by the scheduler (atomic)
+        self.gate1_high = False
         self.gate2_high = False
         self._edges: Deque[Tuple[int, bool, int]] = collections.deque(maxlen=256)
         self.model: Optional[VoiceModel] = None
@@ -557,13 +573,15 @@ class Voice:
         rise1 = rise2 = False
         edge_ns = 0
         for gate, rising, t_ns in edges:
-            if gate == 0 and rising:
-                rise1, edge_ns = True, t_ns
+            if gate == 0:
+                self.gate1_high = rising
+                if rising:
+                    rise1, edge_ns = True, t_ns
             elif gate == 1:
                 rise2 = rise2 or rising
                 self.gate2_high = rising
         return ControlInputs(self.volts, rise1, rise2, self.gate2_high, self.temperature,
-                             edge_ns)
+                             edge_ns, self.gate1_high)
 
     def _render_block(self) -> np.ndarray:
         model = self.model
@@ -733,7 +751,7 @@ class Voice:
             return False
         model.restore(frame.before)
         inputs = ControlInputs(self.volts, True, frame.rise2, self.gate2_high,
-                               self.temperature)
+                               self.temperature, 0, True)  # the gate it guesses is high
         try:
             frame.gated = output_stage(model.render(inputs), self.level)
             frame.gated_after = model.snapshot()

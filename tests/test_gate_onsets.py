@@ -38,3 +38,14 @@ def test_late_hits_do_not_answer():
     gates = np.arange(0.0, 4.0, 0.5)
     r = bench.onsets_against_gates(_clicks([g + 0.06 for g in gates[1:]]), SR, gates, 0.02)
     assert r["answered"] == 0 and r["unasked"] == r["onsets"] == 7
+
+
+def test_an_onset_read_a_little_before_its_gate_answers_it_and_an_early_one_does_not():
+    # The detector's own spread (EARLY_S) before a gate counts as the gate's; a hit well
+    # before it (25 ms) is no answer and nobody asked for it.
+    bench = _module()
+    gates = np.arange(0.0, 4.0, 0.5)
+    near = bench.onsets_against_gates(_clicks([g - 0.005 for g in gates[1:]]), SR, gates, 0.02)
+    assert near["answered"] == 7 and near["unasked"] == 0
+    early = bench.onsets_against_gates(_clicks([g - 0.025 for g in gates[1:]]), SR, gates, 0.02)
+    assert early["answered"] == 0 and early["unasked"] == early["onsets"] == 7

@@ -398,6 +398,36 @@ def test_in_hit_mode_the_level_only_falls_after_the_attack(made):
     np.testing.assert_array_equal(first, again)
 
 
+def test_in_note_mode_a_note_holds_while_its_gate_is_high_and_falls_after(made):
+    """Gate mode "note": with gate 1 high (or not followed) a note is a hit, the same
+    frames; once the gate is low and the attack is over, its level falls at least by
+    `release` a frame from the attack's peak."""
+    gen = _generator(made)
+    rms = _rms_index(gen, made)
+    release = 0.7
+    zeros = np.zeros(gen.dims, np.float32)
+    for seed in range(6):
+        gen.hit_after, gen.release, gen.gate_high = 3, None, None
+        gen.reset()
+        hit = _phrase(gen, seed, 30, temperature=1.5)
+        gen.release = release
+        for gate in (True, None):
+            gen.gate_high = gate
+            gen.reset()
+            np.testing.assert_array_equal(_phrase(gen, seed, 30, temperature=1.5), hit)
+        gen.reset()
+        gen.reset(seed)
+        levels = []
+        for f in range(30):
+            gen.gate_high = f < 1                               # a short trigger
+            levels.append(float(gen.step(zeros, zeros, 1.5)[rms]))
+        levels = np.array(levels)
+        np.testing.assert_array_equal(levels[:3], hit[:3, rms])  # the attack as it comes
+        bound = levels[:3].max() * release ** np.arange(1, 28)
+        assert np.all(levels[3:] <= bound + 1e-7), seed          # released
+        assert levels[-1] < hit[-1, rms] or hit[-1, rms] <= bound[-1], seed
+
+
 def test_in_hit_mode_a_gate_is_heard_over_what_rings(made):
     """A hit's first frame is HIT_RISE times the level its gate fell on (drawn there, or
     pinned there when no draw gets there); a phrase starts as the prior draws it, often
@@ -453,10 +483,37 @@ def test_the_gate_mode_is_the_players_else_the_bundles(made, tmp_path):
     assert plain.gate_mode == "phrase" and plain.generator.hit_after is None
     plain.configure(ControlSettings(gate_mode="hit"), plain.mapper.calibration)
     assert plain.generator.hit_after == plain.phrase_lead + attack
+    assert plain.generator.release is None
+    plain.configure(ControlSettings(gate_mode="note"), plain.mapper.calibration)
+    assert plain.generator.hit_after == plain.phrase_lead + attack
+    assert 0.0 < plain.generator.release < 1.0
     meta["prior"]["gate"] = "drums"
     (hit / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="'prior.gate' must be one of phrase, hit"):
+    with pytest.raises(BundleError, match="'prior.gate' must be one of phrase, hit, note"):
         load_bundle(str(hit))
+
+
+def test_in_note_mode_the_voice_releases_a_note_when_gate_1_falls(made):
+    """The voice hands gate 1's level to the prior each frame: a note whose gate fell
+    after one frame ends quieter than the same note held (hit mode ignores the fall)."""
+    def levels(mode, held):
+        model = VoiceModel(str(made / "bundle"), SR, "ort-cpu",
+                           settings=ControlSettings(gate_mode=mode), seed=3)
+        gen = model.generator
+        rms = gen.latent_dims + [a.name for a in model.bundle.attributes].index("rms")
+        out = []
+        for f in range(5 + gen.hit_after + 60):
+            model.render(ControlInputs([0.0] * 4, gate1_rise=(f == 5),
+                                       gate1_high=(f == 5) or (held and f > 5)))
+            out.append(float(gen._prev[0, rms]))
+        return np.array(out), gen.hit_after, gen.release
+
+    released, attack, release = levels("note", False)
+    held, hit = levels("note", True)[0], levels("hit", False)[0]
+    np.testing.assert_array_equal(held, hit)                         # held: a hit
+    np.testing.assert_array_equal(released[:5 + attack], hit[:5 + attack])  # the attack
+    assert released[-1] <= released[:5 + attack].max() * release ** 59 + 1e-7  # let go
+    assert released[-1] < 0.2 * hit[-1]
 
 
 def test_export_names_the_gate_mode_of_the_bundle(made, tmp_path, capsys):

@@ -43,11 +43,12 @@ MODELS = {
     "gm-notes-48k": ("gm-notes", 48000, "prior-48k"),
     "gm-drums-48k": ("gm-drums", 48000, "prior-48k"),
 }
-# What gate 1 starts by default (`neurorave export --gate`): one hit (a note) a gate, as
-# a gate into a Eurorack voice means. A phrase a gate (the player's gate mode "phrase")
-# left gates unheard: gm-notes-48k at step 8 000, `benchmarks/gate_onsets.py --seconds
-# 30`: phrase 36 of 59 gates answered at 2 Hz, 117 of 239 at 8 Hz; hit 59 of 59, 142 of 239.
-GATE_MODE = {"gm-drums-48k": "hit", "gm-notes-48k": "hit"}
+# What gate 1 starts by default (`neurorave export --gate`), as a gate into a Eurorack
+# voice means: a drum one hit a trigger, a note voice one note a gate, released when the
+# gate falls. gm-notes-48k at step 8 000, `benchmarks/gate_onsets.py --seconds 30
+# --gate-mode M`, gates answered at 2 Hz / 8 Hz: phrase 48 / 164 of 59 / 239, hit 59 /
+# 185, note 59 / 221 (a held note rang too loud for the next one to rise over it).
+GATE_MODE = {"gm-drums-48k": "hit", "gm-notes-48k": "note"}
 STAGES = ("data", "train", "twin", "prior", "export", "evaluate", "install")
 MAX_BUNDLE_MB = 20.0
 CARRIED = ROOT / "carried-runs"  # runs in progress, in the repository (not installed)

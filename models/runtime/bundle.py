@@ -71,7 +71,7 @@ GRAPH_NAMES = ("decoder", "encoder", "prior")
 DEFAULT_PHRASE_LEAD = 1
 MAX_PHRASE_LEAD = 4
 # What a gate starts by default (firmware/controls.py GATE_MODES): "prior": {"gate": ...}.
-PRIOR_GATE_MODES = ("phrase", "hit")
+PRIOR_GATE_MODES = ("phrase", "hit", "note")
 
 
 class BundleError(UserError):

@@ -28,6 +28,12 @@ after the phrase lead) stays there or above (at a fast clock the prior's
 start, drawn as if from silence, was often no louder than the tail it fell on: gm-drums
 at 48 kHz, step 15 000, missed 17 of 119 gates at 8 Hz so, each a rise of 0 dB).
 None plays the prior's phrase as it comes.
+
+One note a gate (gate mode "note": `hit_after` and `release` set): a hit held while gate
+1 is high (`gate_high`, set before each step) and released when it falls: after the
+attack, each frame with the gate low lowers the level the hit may not rise above by the
+factor `release`, so a note ends about when its gate does and the next one rises over
+what is left of it.
 """
 from typing import Optional, Tuple
 
@@ -68,6 +74,8 @@ class PriorGenerator:
         self._out = self.graph.outputs["x"]
         self.frames = 0
         self.hit_after: Optional[int] = None  # frames of attack in a hit; None: phrases
+        self.release: Optional[float] = None  # a note's level factor a frame with the gate low
+        self.gate_high: Optional[bool] = None  # gate 1 now; None: not followed (holds)
         self._ceiling = 0.0                   # the level a hit may not rise above again
         self._ringing = 0.0                   # the level a gate found playing
         self._floor = 0.0                     # the level a hit's attack stays over
@@ -157,6 +165,8 @@ class PriorGenerator:
             self._ceiling = max(self._ceiling, level)
             return
         attack = self.frames < hit_after
+        if not attack and self.release is not None and self.gate_high is False:
+            self._ceiling *= self.release  # a note released
         if attack and level >= self._floor:
             self._ceiling = max(self._ceiling, level)
             return
