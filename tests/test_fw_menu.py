@@ -41,15 +41,15 @@ def test_home_is_the_performance_page_and_a_press_opens_the_menu():
     assert menu.view().kind == "performance"
 
 
-def test_gate_1_goes_from_the_models_choice_to_a_phrase_to_one_hit_and_back():
+def test_gate_1_goes_from_the_models_choice_to_a_phrase_a_hit_a_note_and_back():
     menu = make_menu()
     seen = []
-    for _ in range(3):
+    for _ in range(4):
         assert go_to(menu, MAIN[-1]) == [Action("settings_changed", "gate_mode")]
         validate_settings(menu.settings)
         seen.append((menu.settings["gate_mode"], menu.view().lines[-1]))
     assert seen == [("phrase", "Gate 1: phrase"), ("hit", "Gate 1: hit"),
-                    (None, "Gate 1: model's")]
+                    ("note", "Gate 1: note"), (None, "Gate 1: model's")]
 
 
 def test_events_from_the_panel_drive_it():
