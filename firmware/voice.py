@@ -660,11 +660,15 @@ class Voice:
         edges = []
         while self._edges:
             edges.append(self._edges.popleft())
+        gate2_high = self.gate2_high
         inputs = self._inputs(edges)
         read = self.ring.total_read
         frame = next((f for f in self._queued if read < f.end), None)
-        twin = frame is not None and frame.gated is not None and not any(
-            gate == 1 for gate, _, _ in edges)    # a gate-2 edge since: render it
+        twin = frame is not None and frame.gated is not None
+        # A gate-2 edge with the gate goes to the frame after the twin: its macro glides
+        # anyway, and a clock that drives both gates (gate 2 on every other gate-1 rise
+        # in bench_daemon's patch) had half its gates wait for a render, not the twin.
+        deferred: List[Tuple[int, bool, int]] = []
         if frame is None or not twin:
             calls = 1 + model.phrase_lead
             render = max(self._render_s, default=0.02) * RENDER_MARGIN * calls
@@ -678,6 +682,8 @@ class Voice:
         state: Optional[Dict[str, Any]] = None  # where the model goes on from a twin
         if twin and frame.gated is not None and frame.gated_after is not None:
             new, state, after = frame.gated, frame.gated_after, None
+            deferred = [edge for edge in edges if edge[0] == 1]
+            inputs.gate2_rise = False
         else:
             twin = False
             after = model.snapshot()
@@ -707,6 +713,9 @@ class Voice:
             return False
         if state is not None:
             model.restore(state)          # go on from the gated twin
+        if deferred:
+            self.gate2_high = gate2_high  # as before them: the next frame takes them
+            self._edges.extendleft(reversed(deferred))
         rise2 = frame.rise2 or inputs.gate2_rise
         while self._queued and self._queued[-1].end > keep:
             self._queued.pop()            # taken back (or cut) by the splice

@@ -456,11 +456,12 @@ def test_a_gate_is_heard_from_the_next_block_read_not_after_the_queue(short_fram
     assert posted + 256 <= first_change <= posted + 3 * 256, (posted, first_change)
 
 
-def gate_on_a_queued_frame(model, speculate, frames=3):
+def gate_on_a_queued_frame(model, speculate, frames=3, gate2=False, after=None):
     """A voice (its thread's steps called in turn) that has written `frames` frames of
     `model`, each given its gated twin when `speculate`; the first read, then a gate-1
-    rise on the second, and two more frames. Returns all the samples, the voice, and
-    how many `model.render` calls the gate itself waited for."""
+    rise on the second (with a gate-2 rise at the same moment when `gate2`), and two
+    more frames (`after(voice)` called before them). Returns all the samples, the
+    voice, and how many `model.render` calls the gate itself waited for."""
     voice = Voice(AudioRing(1 << 17), 48000, Stats(), lookahead=256, level=1.0)
     model.reset()
     voice.model = model
@@ -487,9 +488,13 @@ def gate_on_a_queued_frame(model, speculate, frames=3):
         return render(inputs)
     model.render = counted
     voice.post_gate(0, True, 1)
+    if gate2:
+        voice.post_gate(1, True, 1)
     assert voice._rerender_queued_frame()
     del model.render
     waited = len(calls)
+    if after is not None:
+        after(voice)
     for _ in range(2):
         voice._write(voice._render_block())
     out = np.zeros(voice.ring.available(), np.float32)
@@ -513,6 +518,26 @@ def test_a_gated_twin_rendered_ahead_plays_as_the_gate_rendered_then(long_frames
     np.testing.assert_allclose(ahead[:len(plain)], plain, atol=1e-6)  # read before it
     assert not np.allclose(ahead[len(plain):2 * len(plain)],
                            output_stage(model.render(ControlInputs()), 1.0))  # the gate
+
+
+def test_a_gate_2_edge_with_the_gate_leaves_the_twin_to_it_and_goes_to_the_next_frame(
+        long_frames):
+    """Both gates at once (one clock on both): gate 1 still takes its twin and waits for
+    no render; gate 2's rise is not lost but reaches the frame after it."""
+    seen = {}
+
+    def look(voice):
+        seen["queued"] = list(voice._edges)
+        seen["high"] = voice.gate2_high
+        seen["rise2"] = voice._inputs().gate2_rise
+
+    _, voice, waited = gate_on_a_queued_frame(_model(long_frames), True, gate2=True,
+                                              after=look)
+    assert waited == 0 and voice.speculated == 1
+    assert seen["queued"] == [(1, True, 1)] and seen["high"] is False
+    assert seen["rise2"] and voice.gate2_high
+    _, slow, rendered = gate_on_a_queued_frame(_model(long_frames), False, gate2=True)
+    assert rendered == 1 and slow.speculated == 0 and slow.gate2_high
 
 
 def test_frames_get_twins_only_while_the_renders_leave_room(short_frames):
