@@ -68,6 +68,9 @@ def _export(p: argparse.ArgumentParser) -> None:
                    help="with --prior: what gate 1 starts by default, the prior's phrase, "
                         "one hit (a drum voice) or one note (held while the gate is high); "
                         "the player's setting overrides it")
+    p.add_argument("--lead", type=int, default=None, metavar="N",
+                   help="with --prior: decoder calls a gate's phrase plays unheard before "
+                        "the one heard (default 1 at one frame a call)")
 
 
 def _evaluate(p: argparse.ArgumentParser) -> None:

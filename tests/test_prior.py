@@ -528,3 +528,15 @@ def test_export_names_the_gate_mode_of_the_bundle(made, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "neurorave export: --gate says what gate 1 starts in the prior: give " \
                   "--prior too", err
+
+
+def test_export_names_the_phrase_lead_of_the_bundle(made, tmp_path, capsys):
+    out = tmp_path / "lead0"
+    assert cli_main(["export", str(made / "run"), "--out", str(out), "--prior",
+                     str(made / "prior"), "--lead", "0"]) == 0
+    assert load_bundle(str(out)).meta["prior"]["lead"] == 0
+    assert VoiceModel(str(out), SR, "ort-cpu").phrase_lead == 0
+    capsys.readouterr()
+    assert cli_main(["export", str(made / "run"), "--out", str(tmp_path / "x"), "--prior",
+                     str(made / "prior"), "--lead", "9"]) != 0
+    assert capsys.readouterr().err.strip() == "neurorave export: --lead must be 0 to 4, got 9"

@@ -24,7 +24,12 @@ from neurorave.models.export.bundle_writer import NOISE, decoder_signals, write_
 from neurorave.models.export.onnx_step import OPSET, export_graph
 from neurorave.models.export.pca import exposed_dims, fit_pca, latent_means
 from neurorave.models.export.wrappers import ExportDecoder, ExportEncoder
-from neurorave.models.runtime.bundle import BUNDLE_FORMAT, FORMAT_VERSION, load_bundle
+from neurorave.models.runtime.bundle import (
+    BUNDLE_FORMAT,
+    FORMAT_VERSION,
+    MAX_PHRASE_LEAD,
+    load_bundle,
+)
 
 DEFAULT_FIDELITY = 0.95  # RAVE's default
 def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str, Any]:
@@ -38,7 +43,7 @@ def _pca_meta(pca: Dict[str, np.ndarray], frames: int, source: str) -> Dict[str,
 def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
                frames_per_call: int = 1, data: Optional[str] = None,
                weights: Optional[str] = None, prior: Optional[str] = None,
-               gate: Optional[str] = None) -> str:
+               gate: Optional[str] = None, lead: Optional[int] = None) -> str:
     from neurorave.models.datastore import open_dataset
     from neurorave.models.training.run import DATASET_FILE, load_run
 
@@ -46,6 +51,10 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
         raise UserError(f"--frames-per-call must be >= 1, got {frames_per_call}")
     if gate is not None and prior is None:
         raise UserError("--gate says what gate 1 starts in the prior: give --prior too")
+    if lead is not None and prior is None:
+        raise UserError("--lead is the prior's phrase lead: give --prior too")
+    if lead is not None and not 0 <= lead <= MAX_PHRASE_LEAD:
+        raise UserError(f"--lead must be 0 to {MAX_PHRASE_LEAD}, got {lead}")
     if not 0.0 < fidelity <= 1.0:
         raise UserError(f"--fidelity must be in (0, 1], got {fidelity}")
     run = load_run(run_path, weights)
@@ -91,6 +100,8 @@ def export_run(run_path: str, out: str, fidelity: float = DEFAULT_FIDELITY,
             extra["prior"] = prior_meta(prior_parts[0], str(prior))
             if gate is not None:
                 extra["prior"]["gate"] = gate
+            if lead is not None:
+                extra["prior"]["lead"] = lead
         return {
             "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
             "name": Path(out).name, "sample_rate": m.sample_rate, "frame_size": m.hop,
@@ -123,7 +134,8 @@ def main(args) -> int:
             raise UserError("name the training RUN folder to export (or --reference rave-v1)")
         fidelity = DEFAULT_FIDELITY if args.fidelity is None else args.fidelity
         path = export_run(args.run, args.out, fidelity, args.frames_per_call, args.data,
-                          prior=getattr(args, "prior", None), gate=getattr(args, "gate", None))
+                          prior=getattr(args, "prior", None), gate=getattr(args, "gate", None),
+                          lead=getattr(args, "lead", None))
     bundle = load_bundle(path)
     print(f"wrote {path}: {', '.join(sorted(bundle.graphs))}; latent {bundle.latent_size} dims, "
           f"{bundle.frame_size} samples/frame at {bundle.sample_rate} Hz")
