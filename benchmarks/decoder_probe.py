@@ -55,7 +55,9 @@ def probe(run_path: str, data_path: str, chunks: int, weights: str) -> Dict:
     decoder = run.module.decoder
     hop = decoder.hop
     test = np.asarray(dataset.split("test").audio[:], dtype=np.float32).reshape(-1)
-    length = int(CHUNK_S * sr) // hop * hop
+    length = min(int(CHUNK_S * sr), len(test)) // hop * hop
+    if length == 0:
+        raise ValueError("the test split is shorter than one latent frame")
     starts = np.linspace(0, max(len(test) - length, 0), chunks).astype(int)
     played, original, stuck, means = [], [], [], []
     with torch.no_grad():
