@@ -87,6 +87,7 @@ class TrainingConfig:
     kl_delay: int = 0
     kl_ramp: int = 100_000
     stft_scales: List[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128])
+    stft_mels: int = 0            # > 0: the reconstruction loss on mel bands (losses.py)
     feature_matching: float = 10.0
     adversarial_weight: float = 1.0
     control_weight: float = 0.0   # the control loss (models/training/control.py); 0: off
@@ -275,6 +276,7 @@ def _check(cfg: Config, path: Path) -> None:
         if value < 0:  # torch's optimisers refuse it, but only once training has started
             raise bad(key, f"must be >= 0, got {value}")
     for key, value in (("training.control_weight", t.control_weight),
+                       ("training.stft_mels", t.stft_mels),
                        ("training.control_start", t.control_start),
                        ("training.encoder_steps", t.encoder_steps)):
         if value < 0:

@@ -82,7 +82,8 @@ class FaderRave(pl.LightningModule):
         self.decoder = nets["decoder"]
         self.latent_discriminator = nets["latent_discriminator"]
         self.discriminator = nets["discriminator"]
-        self.stft_loss = MultiScaleSTFTLoss(cfg.training.stft_scales)
+        self.stft_loss = MultiScaleSTFTLoss(cfg.training.stft_scales, mels=cfg.training.stft_mels,
+                                            sample_rate=cfg.model.sample_rate)
         n_attr = len(cfg.model.attributes)
         if stats is not None:
             tensors = stats_tensors(stats, cfg.model.attributes)
