@@ -11,7 +11,7 @@ Reported beside the data's own figures on the same chunks:
   energy under 100 Hz where the data has little;
 - frame buzz: the share of the rms that repeats every latent frame (as in
   `spectrum_check.py`);
-- stuck heads: bands whose tanh waveform head sits beyond +-tanh(STUCK_PRE) over half
+- stuck heads: bands whose tanh waveform head sits beyond +-STUCK over half
   the time (a saturated head plays its amplitude envelope as a thump or a band-edge
   line), and the largest |mean| of a head over the chunks.
 Pause trainers on the same cores first: this runs torch on one thread.
@@ -25,7 +25,7 @@ from typing import Dict, List
 import numpy as np
 
 SHARE_EDGES_HZ = [0, 20, 100, 500, 2000, 8000, 24000]
-STUCK_PRE = 3.0   # tanh(3) = 0.995
+STUCK = float(np.tanh(3.0))  # a head beyond this (0.995) sits on the tanh's rail
 CHUNK_S = 3.0
 
 
@@ -65,18 +65,17 @@ def probe(run_path: str, data_path: str, chunks: int, weights: str) -> Dict:
             x = torch.from_numpy(test[start:start + length].copy())[None]
             z, _ = run.module.encoder(x)
             attrs = run.module.normalise(run.module.attribute_curves(x))
-            y = decoder(z, attrs).reshape(-1).numpy()
-            hidden = decoder.trunk(torch.cat([z, attrs], dim=1))
-            pre = decoder.waveform(hidden)[0]              # [bands, T]
-            stuck.append((pre.abs() > STUCK_PRE).float().mean(-1).numpy())
-            means.append(torch.tanh(pre).mean(-1).numpy())
-            played.append(y[:length])
+            y, heads = decoder(z, attrs, with_heads=True)
+            heads = heads[0]                                # [bands, T], after the tanh
+            stuck.append((heads.abs() > STUCK).float().mean(-1).numpy())
+            means.append(heads.mean(-1).numpy())
+            played.append(y.reshape(-1).numpy()[:length])
             original.append(test[start:start + length])
     out, data = np.concatenate(played), np.concatenate(original)
     stuck_share = np.mean(stuck, axis=0)
     head_means = np.mean(means, axis=0)
-    step = json.loads((Path(run_path) / "history.json").read_text())[-1].get("step") \
-        if (Path(run_path) / "history.json").exists() else None
+    history = Path(run_path) / "history.json"
+    step = json.loads(history.read_text())[-1].get("last_step") if history.exists() else None
     return {"run": run_path, "weights": run.weights.name, "last_session_step": step,
             "sample_rate": sr, "hop": hop, "chunks": chunks, "seconds": len(out) / sr,
             "edges_hz": [e for e in SHARE_EDGES_HZ if e < sr / 2] + [sr // 2],
@@ -84,8 +83,8 @@ def probe(run_path: str, data_path: str, chunks: int, weights: str) -> Dict:
             "data_energy_share": [round(s, 4) for s in energy_shares(data, sr)],
             "frame_buzz": round(frame_synchronous(out, hop), 4),
             "data_frame_buzz": round(frame_synchronous(data, hop), 4),
-            "rms_db": round(20 * np.log10(np.sqrt(np.mean(out ** 2)) + 1e-12), 1),
-            "data_rms_db": round(20 * np.log10(np.sqrt(np.mean(data ** 2)) + 1e-12), 1),
+            "rms_db": round(float(20 * np.log10(np.sqrt(np.mean(out ** 2)) + 1e-12)), 1),
+            "data_rms_db": round(float(20 * np.log10(np.sqrt(np.mean(data ** 2)) + 1e-12)), 1),
             "heads_stuck": [int(b) for b in np.flatnonzero(stuck_share > 0.5)],
             "head_mean": [round(float(m), 3) for m in head_means],
             "largest_head_mean": round(float(np.abs(head_means).max()), 3)}

@@ -1,6 +1,7 @@
 """benchmarks/decoder_probe.py reads where a run's decoder puts its energy, its frame
 buzz and its stuck waveform heads."""
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ def test_a_stuck_head_is_found_and_the_figures_come_with_the_datas(tmp_path):
     assert abs(sum(report["data_energy_share"]) - 1) < 1e-3  # shares kept to 4 places
     assert report["data_energy_share"][2] + report["data_energy_share"][3] > 0.95
     assert 0 <= report["frame_buzz"] <= 1 and report["heads_stuck"] == []
+    assert report["last_session_step"] == 2
+    assert json.loads(json.dumps(report)) == report          # --json writes it as it is
     # Band 1's head pushed to saturation (its bias far beyond tanh's knee): stuck.
     weights = run / "weights" / "last.pt"
     state = torch.load(weights, weights_only=True)
